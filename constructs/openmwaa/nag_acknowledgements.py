@@ -1,0 +1,252 @@
+"""Every cdk-nag finding this library acknowledges, on the narrowest construct, with its reason.
+
+cdk-nag itself is only a test dependency: the library records acknowledgements with
+`Validations.of(construct).acknowledge(...)`, which cdk-nag 3 reads. A finding not listed
+here fails the compliance tests. docs/security.md renders the same list for reviewers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
+
+from constructs import IConstruct
+
+from .execution_role import SECRETS_PREFIXES
+
+if TYPE_CHECKING:
+    from .environment import AirflowEnvironment
+
+AWS_SOLUTIONS = "AwsSolutions::AwsSolutions-"
+HIPAA = "HIPAA.Security::HIPAA.Security-"
+NIST = "NIST.800.53.R5::NIST.800.53.R5-"
+ALL_PACKS = (HIPAA, NIST)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One acknowledged rule (without its pack prefix) and why it does not apply."""
+
+    rule: str
+    reason: str
+    packs: tuple[str, ...] = ALL_PACKS
+
+
+def acknowledge(construct: IConstruct | None, findings: Iterable[Finding]) -> None:
+    """Acknowledge `findings` on `construct` and its children, in every pack they name."""
+    if construct is None:
+        return
+    Validations.of(construct).acknowledge(
+        *[
+            Acknowledgment(id=f"{pack}{finding.rule}", reason=finding.reason)
+            for finding in findings
+            for pack in finding.packs
+        ]
+    )
+
+
+def aws_solutions(rule: str, reason: str) -> Finding:
+    """A finding of the AwsSolutions pack only."""
+    return Finding(rule, reason, (AWS_SOLUTIONS,))
+
+
+AWS_MANAGED_ENCRYPTION = (
+    "Encrypted with an AWS managed key because no kms_key was given; pass kms_key to "
+    "encrypt with your customer managed key (the compliance tests prove that variant)."
+)
+
+LOG_GROUP_WITHOUT_CMK = Finding("CloudWatchLogGroupEncrypted", AWS_MANAGED_ENCRYPTION)
+SECRET_WITHOUT_CMK = Finding("SecretsManagerUsingKMSKey", AWS_MANAGED_ENCRYPTION)
+BUCKET_WITHOUT_CMK = Finding("S3DefaultEncryptionKMS", AWS_MANAGED_ENCRYPTION)
+
+ACCESS_LOG_BUCKET = (
+    Finding(
+        "S3DefaultEncryptionKMS",
+        "S3 server access logs can only be delivered to a bucket encrypted with SSE-S3; "
+        "SSE-KMS targets are not supported.",
+    ),
+    aws_solutions(
+        "S1",
+        "This is the access-log bucket itself; logging it into itself would loop and "
+        "another log bucket would only move the finding.",
+    ),
+)
+
+BUCKET_REPLICATION = Finding(
+    "S3BucketReplicationEnabled",
+    "Replication needs a destination bucket in another region that this construct does "
+    "not own; versioning keeps every object's history. Add a replication rule on "
+    "env.bucket if your recovery policy requires a second region.",
+)
+
+SELF_REFERENCING_RULE = Finding(
+    "EC2RestrictedCommonPorts",
+    "The rule's only source is the security group itself (no CIDR); the MWAA networking "
+    "guide requires this self-referencing all-traffic rule between components.",
+)
+
+PUBLIC_SUBNET_ROUTE = Finding(
+    "VPCNoUnrestrictedRouteToIGW",
+    "Only the public subnets route 0.0.0.0/0 to the internet gateway: they hold the NAT "
+    "gateways (outbound for the private subnets) and, in PUBLIC_ONLY mode, the load "
+    "balancer. No Airflow component, database or file system has an address there.",
+)
+
+INLINE_ROLE_POLICY = Finding(
+    "IAMNoInlinePolicy",
+    "CDK grants write an AWS::IAM::Policy attached to this one role and created with it, "
+    "scoped to this environment's resources; a managed policy would hold the same "
+    "statements with nothing to reuse.",
+)
+
+DATABASE_BACKUP = Finding(
+    "RDSInBackupPlan",
+    "Aurora's automated backups (7 days of point-in-time recovery), deletion protection "
+    "and a final snapshot on delete protect the metadata database; add env.database to "
+    "your organisation's AWS Backup plan if it mandates one.",
+)
+
+EFS_BACKUP = Finding(
+    "EFSInBackupPlan",
+    "The file system holds only a copy of the versioned source bucket, rebuilt by the DAG "
+    "sync's reconcile; the bucket is the system of record, so backups would copy a copy.",
+)
+
+RDS_MONITORING_ROLE = aws_solutions(
+    "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    "AmazonRDSEnhancedMonitoringRole]",
+    "AmazonRDSEnhancedMonitoringRole is the policy RDS enhanced monitoring requires; it "
+    "only lets RDS write the RDSOSMetrics log group.",
+)
+
+BROKER_WITHOUT_DLQ = aws_solutions(
+    "SQS3",
+    "This is Celery's broker queue: the Airflow scheduler owns retries and detects tasks "
+    "whose worker died; a dead-letter queue would silently take task messages away from it.",
+)
+
+
+def rotation(reason: str) -> tuple[Finding, Finding]:
+    """The rotation findings of a secret (AwsSolutions SMG4, HIPAA/NIST), for `reason`."""
+    return (Finding("SecretsManagerRotationEnabled", reason), aws_solutions("SMG4", reason))
+
+
+DATABASE_SECRET_ROTATION = rotation(
+    "The Airflow containers read the database password when they start; a rotation Lambda "
+    "would cut running components off the metadata database. Rotate by adding "
+    "env.database.cluster.add_rotation_single_user() together with a rolling restart."
+)
+FERNET_SEED_ROTATION = rotation(
+    "Rotating the Fernet key needs `airflow rotate-fernet-key` to re-encrypt stored "
+    "connections and variables while both keys are active; a rotation Lambda cannot do that."
+)
+SIGNING_SECRET_ROTATION = rotation(
+    "A new value invalidates every issued API token and UI session, so it is rotated by "
+    "updating the secret and restarting the api-server, not on a schedule."
+)
+ADMIN_SECRET_ROTATION = rotation(
+    "The admin password is written to Airflow's user table at first start; rotating the "
+    "secret alone would not change the password Airflow checks."
+)
+
+
+def execution_role_wildcards(kms: bool) -> list[Finding]:
+    """IAM5 findings of the execution role: each wildcard with the grant that makes it."""
+    findings = [
+        aws_solutions(
+            f"IAM5[Action::{action}]",
+            "Read-only S3 actions granted by bucket.grant_read on this environment's source "
+            "bucket and its objects only.",
+        )
+        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
+    ]
+    findings.append(
+        aws_solutions(
+            "IAM5[Resource::*]",
+            "cloudwatch:PutMetricData, for custom metrics from DAGs, supports no resource-level "
+            "permissions.",
+        )
+    )
+    if kms:
+        findings.extend(
+            aws_solutions(
+                f"IAM5[Action::{action}]",
+                "KMS data-key actions granted by key.grant_encrypt_decrypt on the environment's "
+                "customer managed key only.",
+            )
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+        )
+    return findings
+
+
+SECRETS_BACKEND_REASON = (
+    "The Secrets Manager backend reads any connection or variable under this prefix, as "
+    "MWAA documents; the prefix is the scope."
+)
+
+
+def nag_arn(scope: IConstruct, service: str, resource: str) -> str:
+    """An ARN as cdk-nag renders it in finding ids (tokens as <AWS::Region>, ...)."""
+    stack = Stack.of(scope)
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    return f"arn:<AWS::Partition>:{service}:{region}:{account}:{resource}"
+
+
+def nag_attribute(construct: IConstruct, attribute: str) -> str:
+    """A `Fn::GetAtt` of `construct`'s CloudFormation resource, as cdk-nag renders it."""
+    default_child = construct.node.default_child
+    if not isinstance(default_child, CfnElement):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource")
+    return f"<{Stack.of(construct).get_logical_id(default_child)}.{attribute}>"
+
+
+def acknowledge_environment(env: AirflowEnvironment) -> None:
+    """Record every acknowledgement that applies to `env`'s resources."""
+    cmk = env.kms_key is not None
+    database_secret = env.database.cluster.node.try_find_child("Secret")
+    if not cmk:
+        for group in env.log_groups.groups.values():
+            acknowledge(group, [LOG_GROUP_WITHOUT_CMK])
+        acknowledge(env.database.log_group, [LOG_GROUP_WITHOUT_CMK])
+        acknowledge(env.network.node.try_find_child("FlowLogs"), [LOG_GROUP_WITHOUT_CMK])
+        for secret in env.secrets.all:
+            acknowledge(secret, [SECRET_WITHOUT_CMK])
+        acknowledge(database_secret, [SECRET_WITHOUT_CMK])
+        acknowledge(env.source.bucket, [BUCKET_WITHOUT_CMK])
+    acknowledge(env.source.access_log_bucket, [*ACCESS_LOG_BUCKET, BUCKET_REPLICATION])
+    acknowledge(env.source.bucket, [BUCKET_REPLICATION])
+    acknowledge(env.network.security_group, [SELF_REFERENCING_RULE])
+    acknowledge(env.database.cluster, [DATABASE_BACKUP, RDS_MONITORING_ROLE])
+    acknowledge(database_secret, DATABASE_SECRET_ROTATION)
+    if env.network.created_vpc:
+        acknowledge(env.network.vpc, [PUBLIC_SUBNET_ROUTE])
+    acknowledge(env.storage.file_system, [EFS_BACKUP])
+    acknowledge(env.broker.queue, [BROKER_WITHOUT_DLQ])
+    acknowledge(env.secrets.fernet_seed, FERNET_SEED_ROTATION)
+    acknowledge(env.secrets.jwt_secret, SIGNING_SECRET_ROTATION)
+    acknowledge(env.secrets.api_secret_key, SIGNING_SECRET_ROTATION)
+    acknowledge(env.secrets.admin, ADMIN_SECRET_ROTATION)
+
+    role = env.execution_role
+    role_findings = [INLINE_ROLE_POLICY, *execution_role_wildcards(kms=cmk)]
+    role_findings.append(
+        aws_solutions(
+            f"IAM5[Resource::{nag_attribute(env.source.bucket, 'Arn')}/*]",
+            "Airflow reads every object of its own source bucket (dags/, plugins.zip, "
+            "requirements.txt, startup.sh).",
+        )
+    )
+    role_findings.extend(
+        aws_solutions(
+            f"IAM5[Resource::{nag_arn(role, 'secretsmanager', f'secret:{prefix}/*')}]",
+            SECRETS_BACKEND_REASON,
+        )
+        for prefix in SECRETS_PREFIXES
+    )
+    acknowledge(role, role_findings)
+    flow_logs_role = env.network.node.try_find_child("FlowLogsRole")
+    acknowledge(flow_logs_role, [INLINE_ROLE_POLICY])

@@ -1,0 +1,113 @@
+"""The environment's network: a VPC (new or yours) and its self-referencing security group."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+
+from constructs import Construct
+
+
+class AirflowNetwork(Construct):
+    """Where every Airflow component, the database, EFS and the Lambdas live.
+
+    With `vpc=None` it creates a VPC across two availability zones, with a public and a
+    private subnet in each, `nat_gateways` NAT gateways (default 1; 2 for zone-level
+    resilience of outbound traffic) and VPC flow logs (all traffic, to an encrypted log
+    group). With your own `vpc` (shared VPCs included) it creates nothing in it but the
+    security group, and places resources in `vpc_subnets` (default: the private subnets).
+
+    The security group allows all traffic from itself, the rule the MWAA documentation
+    requires: components talk to each other (api-server, database, EFS) on several ports.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        nat_gateways: int | None = None,
+        kms_key: kms.IKey | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.created_vpc = vpc is None
+        self.vpc: ec2.IVpc = (
+            vpc
+            if vpc is not None
+            else self._new_vpc(
+                nat_gateways if nat_gateways is not None else 1,
+                kms_key,
+                log_retention,
+                removal_policy,
+            )
+        )
+        self.subnets: ec2.SubnetSelection = vpc_subnets or ec2.SubnetSelection(
+            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=self.vpc,
+            description="Airflow environment: all components; allows all traffic from itself",
+            allow_all_outbound=True,
+        )
+        self.security_group.add_ingress_rule(
+            self.security_group,
+            ec2.Port.all_traffic(),
+            "All traffic between the environment's components (self-referencing, as MWAA)",
+        )
+
+    def _new_vpc(
+        self,
+        nat_gateways: int,
+        kms_key: kms.IKey | None,
+        retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> ec2.Vpc:
+        flow_log_group = logs.LogGroup(
+            self,
+            "FlowLogs",
+            encryption_key=kms_key,
+            retention=retention,
+            removal_policy=removal_policy,
+        )
+        flow_log_role = iam.Role(
+            self,
+            "FlowLogsRole",
+            assumed_by=iam.ServicePrincipal("vpc-flow-logs.amazonaws.com"),
+            description="Lets VPC flow logs write to the environment's flow log group",
+        )
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            restrict_default_security_group=True,
+            nat_gateways=nat_gateways,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="Public",
+                    subnet_type=ec2.SubnetType.PUBLIC,
+                    cidr_mask=24,
+                    map_public_ip_on_launch=False,
+                ),
+                ec2.SubnetConfiguration(
+                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20
+                ),
+            ],
+            flow_logs={
+                "All": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                        flow_log_group, flow_log_role
+                    ),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+        )
+        return vpc

@@ -1,0 +1,305 @@
+"""Validation rules for `AirflowEnvironment` props.
+
+Each rule is a pure function that returns the problems it finds (an empty list when the
+props are fine), so every rule can be tested without building a construct. The construct
+collects all problems and raises one `ValueError` listing them, each naming the prop, the
+value received and what is allowed. Unresolved CDK tokens are skipped: they are only known
+at deploy time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Token
+
+from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
+from .props import WebserverAccessMode
+from .versions import SUPPORTED_AIRFLOW_VERSIONS
+
+ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
+CONFIG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+PROTECTED_CONFIGURATION_OPTIONS: frozenset[str] = frozenset(
+    {
+        "core.executor",
+        "core.fernet_key",
+        "core.dags_folder",
+        "core.plugins_folder",
+        "core.execution_api_server_url",
+        "database.sql_alchemy_conn",
+        "celery.broker_url",
+        "celery.result_backend",
+        "celery.celery_config_options",
+        "celery_broker_transport_options.predefined_queues",
+        "api.secret_key",
+        "api_auth.jwt_secret",
+        "webserver.secret_key",
+        "logging.remote_logging",
+        "logging.remote_base_log_folder",
+        "logging.remote_log_conn_id",
+        "secrets.backend",
+        "metrics.statsd_host",
+        "metrics.statsd_port",
+    }
+)
+"""Configuration keys the environment owns; like MWAA's reserved options, users cannot
+override them because a different value would disconnect Airflow from its own resources."""
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    """The props that validation looks at, after defaults are applied."""
+
+    environment_name: str
+    environment_class: str
+    airflow_version: str
+    schedulers: int
+    min_workers: int
+    max_workers: int
+    min_webservers: int
+    max_webservers: int
+    webserver_access_mode: str
+    airflow_configuration_options: Mapping[str, str]
+    requirements_s3_object_version: str | None = None
+    plugins_s3_object_version: str | None = None
+    startup_script_s3_object_version: str | None = None
+    vpc_given: bool = False
+    vpc_subnets_given: bool = False
+    nat_gateways: int | None = None
+    domain_name: str | None = None
+    hosted_zone_given: bool = False
+    certificate_given: bool = False
+    allowed_cidrs: Sequence[str] = ()
+    tags: Mapping[str, str] | None = None
+
+
+Rule = Callable[[EnvironmentSettings], list[str]]
+
+
+def _unresolved(value: object) -> bool:
+    return isinstance(value, str) and Token.is_unresolved(value)
+
+
+def _spec(settings: EnvironmentSettings) -> EnvironmentClassSpec | None:
+    try:
+        return spec_for(settings.environment_class)
+    except ValueError:
+        return None
+
+
+def check_environment_name(s: EnvironmentSettings) -> list[str]:
+    if _unresolved(s.environment_name) or ENVIRONMENT_NAME_PATTERN.match(s.environment_name):
+        return []
+    return [
+        f"environment_name: got {s.environment_name!r}; allowed: 1-80 characters, a letter "
+        "first, then letters, digits, '-' or '_' (as MWAA)"
+    ]
+
+
+def check_environment_class(s: EnvironmentSettings) -> list[str]:
+    if _spec(s) is not None:
+        return []
+    allowed = ", ".join(c.value for c in EnvironmentClass)
+    return [f"environment_class: got {s.environment_class!r}; allowed: {allowed}"]
+
+
+def check_airflow_version(s: EnvironmentSettings) -> list[str]:
+    if s.airflow_version in SUPPORTED_AIRFLOW_VERSIONS:
+        return []
+    allowed = ", ".join(SUPPORTED_AIRFLOW_VERSIONS)
+    return [f"airflow_version: got {s.airflow_version!r}; allowed: {allowed}"]
+
+
+def check_schedulers(s: EnvironmentSettings) -> list[str]:
+    spec = _spec(s)
+    top = spec.max_schedulers if spec else 5
+    if 1 <= s.schedulers <= top:
+        return []
+    return [f"schedulers: got {s.schedulers}; allowed for {s.environment_class}: 1 to {top}"]
+
+
+def check_workers(s: EnvironmentSettings) -> list[str]:
+    spec = _spec(s)
+    top = spec.max_workers if spec else 200
+    problems = []
+    if spec is not None and spec.all_in_one and (s.min_workers, s.max_workers) != (1, 1):
+        problems.append(
+            f"min_workers/max_workers: got {s.min_workers}/{s.max_workers}; "
+            f"{s.environment_class} runs one worker inside its single task, so both must be 1"
+        )
+        return problems
+    if not 0 <= s.min_workers <= top:
+        problems.append(f"min_workers: got {s.min_workers}; allowed: 0 to {top}")
+    if not 1 <= s.max_workers <= top:
+        problems.append(f"max_workers: got {s.max_workers}; allowed: 1 to {top}")
+    if s.max_workers < s.min_workers:
+        problems.append(
+            f"max_workers: got {s.max_workers}, less than min_workers {s.min_workers}; "
+            "allowed: max_workers >= min_workers"
+        )
+    return problems
+
+
+def check_webservers(s: EnvironmentSettings) -> list[str]:
+    spec = _spec(s)
+    top = spec.max_webservers if spec else 5
+    problems = []
+    if not 1 <= s.min_webservers <= top:
+        problems.append(f"min_webservers: got {s.min_webservers}; allowed: 1 to {top}")
+    if not 1 <= s.max_webservers <= top:
+        problems.append(f"max_webservers: got {s.max_webservers}; allowed: 1 to {top}")
+    if s.max_webservers < s.min_webservers:
+        problems.append(
+            f"max_webservers: got {s.max_webservers}, less than min_webservers "
+            f"{s.min_webservers}; allowed: max_webservers >= min_webservers"
+        )
+    return problems
+
+
+def check_access_mode(s: EnvironmentSettings) -> list[str]:
+    allowed = [m.value for m in WebserverAccessMode]
+    if s.webserver_access_mode not in allowed:
+        return [
+            f"webserver_access_mode: got {s.webserver_access_mode!r}; allowed: "
+            + ", ".join(allowed)
+        ]
+    public = s.webserver_access_mode == WebserverAccessMode.PUBLIC_ONLY.value
+    has_tls = s.certificate_given or (s.domain_name is not None and s.hosted_zone_given)
+    if public and not has_tls:
+        return [
+            "webserver_access_mode: got PUBLIC_ONLY without TLS; a public load balancer must "
+            "serve HTTPS: give domain_name with hosted_zone, or certificate"
+        ]
+    return []
+
+
+def check_custom_domain(s: EnvironmentSettings) -> list[str]:
+    problems = []
+    if s.hosted_zone_given and s.domain_name is None:
+        problems.append("hosted_zone: given without domain_name; give both or neither")
+    if s.certificate_given and s.domain_name is None:
+        problems.append("certificate: given without domain_name; the certificate needs a name")
+    if s.domain_name is not None and not (s.hosted_zone_given or s.certificate_given):
+        problems.append(
+            f"domain_name: got {s.domain_name!r} without hosted_zone or certificate; "
+            "give hosted_zone (we issue the certificate and alias record) or certificate"
+        )
+    return problems
+
+
+def check_configuration_options(s: EnvironmentSettings) -> list[str]:
+    problems = []
+    for key, value in s.airflow_configuration_options.items():
+        if not CONFIG_KEY_PATTERN.match(key):
+            problems.append(
+                f"airflow_configuration_options: key {key!r} is malformed; allowed: "
+                "'section.key' in lower case, e.g. 'core.parallelism'"
+            )
+        elif key in PROTECTED_CONFIGURATION_OPTIONS:
+            problems.append(
+                f"airflow_configuration_options: key {key!r} is owned by the environment; "
+                f"allowed: any key except {', '.join(sorted(PROTECTED_CONFIGURATION_OPTIONS))}"
+            )
+        if not isinstance(value, str):
+            problems.append(
+                f"airflow_configuration_options: value of {key!r} is {type(value).__name__}; "
+                "allowed: str (as MWAA, every value is a string)"
+            )
+    return problems
+
+
+def check_object_versions(s: EnvironmentSettings) -> list[str]:
+    problems = []
+    for prop in (
+        "requirements_s3_object_version",
+        "plugins_s3_object_version",
+        "startup_script_s3_object_version",
+    ):
+        value = getattr(s, prop)
+        if value is None or _unresolved(value):
+            continue
+        if not value or len(value) > 1024 or any(c.isspace() for c in value):
+            problems.append(
+                f"{prop}: got {value!r}; allowed: an S3 object version id "
+                "(1-1024 characters, no spaces), or None to follow the latest"
+            )
+    return problems
+
+
+def check_network(s: EnvironmentSettings) -> list[str]:
+    problems = []
+    if s.vpc_given and s.nat_gateways is not None:
+        problems.append(
+            "nat_gateways: given with vpc; nat_gateways applies only to the VPC we create, "
+            "so give one or the other"
+        )
+    if s.vpc_subnets_given and not s.vpc_given:
+        problems.append("vpc_subnets: given without vpc; it selects subnets of your own vpc")
+    if s.nat_gateways is not None and not 1 <= s.nat_gateways <= 2:
+        problems.append(
+            f"nat_gateways: got {s.nat_gateways}; allowed: 1 or 2 (one per availability zone); "
+            "the private subnets need a route out to pull the image and reach AWS APIs"
+        )
+    return problems
+
+
+def check_allowed_cidrs(s: EnvironmentSettings) -> list[str]:
+    problems = []
+    for cidr in s.allowed_cidrs:
+        if _unresolved(cidr):
+            continue
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            problems.append(
+                f"allowed_cidrs: got {cidr!r}; allowed: IPv4 or IPv6 networks such as '10.0.0.0/16'"
+            )
+    return problems
+
+
+def check_tags(s: EnvironmentSettings) -> list[str]:
+    problems = []
+    for key, value in (s.tags or {}).items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            problems.append(
+                f"tags: key {key!r} is not allowed; allowed: 1-128 characters, not starting "
+                "with 'aws:'"
+            )
+        if len(value) > 256:
+            problems.append(f"tags: value of {key!r} has {len(value)} characters; allowed: 256")
+    return problems
+
+
+RULES: tuple[Rule, ...] = (
+    check_environment_name,
+    check_environment_class,
+    check_airflow_version,
+    check_schedulers,
+    check_workers,
+    check_webservers,
+    check_access_mode,
+    check_custom_domain,
+    check_configuration_options,
+    check_object_versions,
+    check_network,
+    check_allowed_cidrs,
+    check_tags,
+)
+
+
+def validate(settings: EnvironmentSettings) -> list[str]:
+    """Every problem with `settings`, in rule order; empty when they are valid."""
+    return [problem for rule in RULES for problem in rule(settings)]
+
+
+def raise_if_invalid(settings: EnvironmentSettings) -> None:
+    """Raise one ValueError listing every problem, or return when there is none."""
+    problems = validate(settings)
+    if problems:
+        raise ValueError(
+            "Invalid AirflowEnvironment props:\n" + "\n".join(f"- {p}" for p in problems)
+        )

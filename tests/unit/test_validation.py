@@ -1,0 +1,202 @@
+"""One test per validation rule, on the pure functions, plus the construct-level error."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from openmwaa.validation import (
+    PROTECTED_CONFIGURATION_OPTIONS,
+    EnvironmentSettings,
+    raise_if_invalid,
+    validate,
+)
+
+VALID = EnvironmentSettings(
+    environment_name="prod-airflow",
+    environment_class="mw1.small",
+    airflow_version="3.3.2",
+    schedulers=2,
+    min_workers=1,
+    max_workers=10,
+    min_webservers=2,
+    max_webservers=2,
+    webserver_access_mode="PRIVATE_ONLY",
+    airflow_configuration_options={"core.parallelism": "64"},
+)
+
+
+def problems(**changes: Any) -> list[str]:
+    return validate(dataclasses.replace(VALID, **changes))
+
+
+def test_valid_settings_have_no_problem() -> None:
+    assert validate(VALID) == []
+
+
+@pytest.mark.parametrize("name", ["1abc", "has space", "x" * 81, "", "dots.not.allowed"])
+def test_fails_when_environment_name_is_invalid(name: str) -> None:
+    [problem] = problems(environment_name=name)
+    assert problem.startswith("environment_name:") and repr(name) in problem
+
+
+def test_fails_when_environment_class_is_unknown() -> None:
+    [problem] = problems(environment_class="mw1.huge")
+    assert "environment_class: got 'mw1.huge'" in problem and "mw1.2xlarge" in problem
+
+
+def test_fails_when_airflow_version_is_unsupported() -> None:
+    [problem] = problems(airflow_version="1.10.12")
+    assert "airflow_version: got '1.10.12'" in problem and "3.3.2" in problem
+
+
+@pytest.mark.parametrize("count", [0, 6, -1])
+def test_fails_when_schedulers_out_of_range(count: int) -> None:
+    [problem] = problems(schedulers=count)
+    assert problem.startswith("schedulers:") and "1 to 5" in problem
+
+
+def test_fails_when_max_workers_below_min_workers() -> None:
+    [problem] = problems(min_workers=5, max_workers=2)
+    assert "max_workers" in problem and "min_workers 5" in problem
+
+
+def test_min_workers_may_be_zero() -> None:
+    assert problems(min_workers=0) == []
+
+
+def test_fails_when_max_workers_zero_or_negative_min() -> None:
+    assert any(p.startswith("max_workers:") for p in problems(min_workers=0, max_workers=0))
+    assert any(p.startswith("min_workers:") for p in problems(min_workers=-1))
+
+
+def test_fails_when_micro_asks_for_more_workers() -> None:
+    [problem] = problems(
+        environment_class="mw1.micro",
+        schedulers=1,
+        min_webservers=1,
+        max_webservers=1,
+        min_workers=1,
+        max_workers=3,
+    )
+    assert "min_workers/max_workers" in problem and "mw1.micro" in problem
+
+
+def test_fails_when_max_webservers_below_min() -> None:
+    [problem] = problems(min_webservers=3, max_webservers=2)
+    assert problem.startswith("max_webservers:")
+
+
+def test_fails_when_webservers_out_of_range() -> None:
+    assert any(p.startswith("min_webservers:") for p in problems(min_webservers=0))
+    assert any(p.startswith("max_webservers:") for p in problems(max_webservers=9))
+
+
+def test_fails_when_access_mode_unknown() -> None:
+    [problem] = problems(webserver_access_mode="PUBLIC")
+    assert "webserver_access_mode: got 'PUBLIC'" in problem and "PRIVATE_ONLY" in problem
+
+
+def test_fails_when_public_without_tls() -> None:
+    [problem] = problems(webserver_access_mode="PUBLIC_ONLY")
+    assert "PUBLIC_ONLY without TLS" in problem
+
+
+def test_public_with_domain_and_zone_is_valid() -> None:
+    assert (
+        problems(
+            webserver_access_mode="PUBLIC_ONLY",
+            domain_name="airflow.example.com",
+            hosted_zone_given=True,
+        )
+        == []
+    )
+
+
+def test_fails_when_domain_name_without_zone_or_certificate() -> None:
+    [problem] = problems(domain_name="airflow.example.com")
+    assert problem.startswith("domain_name:")
+
+
+def test_fails_when_hosted_zone_without_domain_name() -> None:
+    [problem] = problems(hosted_zone_given=True)
+    assert problem.startswith("hosted_zone:")
+
+
+@pytest.mark.parametrize("key", ["core", "Core.Parallelism", "core.parallelism.extra", "a b.c"])
+def test_fails_when_configuration_key_is_malformed(key: str) -> None:
+    [problem] = problems(airflow_configuration_options={key: "1"})
+    assert "airflow_configuration_options" in problem and repr(key) in problem
+
+
+@pytest.mark.parametrize("key", sorted(PROTECTED_CONFIGURATION_OPTIONS))
+def test_fails_when_configuration_key_is_protected(key: str) -> None:
+    [problem] = problems(airflow_configuration_options={key: "x"})
+    assert "owned by the environment" in problem and repr(key) in problem
+
+
+def test_fails_when_configuration_value_is_not_a_string() -> None:
+    [problem] = problems(airflow_configuration_options={"core.parallelism": 64})
+    assert "value of 'core.parallelism' is int" in problem
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [
+        "requirements_s3_object_version",
+        "plugins_s3_object_version",
+        "startup_script_s3_object_version",
+    ],
+)
+def test_fails_when_object_version_is_malformed(prop: str) -> None:
+    [problem] = problems(**{prop: "has space"})
+    assert problem.startswith(f"{prop}:")
+
+
+def test_fails_when_nat_gateways_given_with_vpc() -> None:
+    [problem] = problems(vpc_given=True, nat_gateways=1)
+    assert problem.startswith("nat_gateways: given with vpc")
+
+
+def test_fails_when_vpc_subnets_without_vpc() -> None:
+    [problem] = problems(vpc_subnets_given=True)
+    assert problem.startswith("vpc_subnets:")
+
+
+@pytest.mark.parametrize("count", [0, 3])
+def test_fails_when_nat_gateways_out_of_range(count: int) -> None:
+    [problem] = problems(nat_gateways=count)
+    assert problem.startswith(f"nat_gateways: got {count}")
+
+
+def test_fails_when_allowed_cidr_is_invalid() -> None:
+    [problem] = problems(allowed_cidrs=("10.0.0.0/8", "10.0.0.1/8"))
+    assert "allowed_cidrs: got '10.0.0.1/8'" in problem
+
+
+def test_fails_when_tag_key_reserved() -> None:
+    [problem] = problems(tags={"aws:owner": "x"})
+    assert problem.startswith("tags: key 'aws:owner'")
+
+
+def test_raise_lists_every_problem_in_one_error() -> None:
+    bad = dataclasses.replace(VALID, schedulers=9, max_workers=0, min_workers=0)
+    with pytest.raises(ValueError) as error:
+        raise_if_invalid(bad)
+    assert "schedulers: got 9" in str(error.value)
+    assert "max_workers: got 0" in str(error.value)
+
+
+def test_construct_raises_value_error_naming_the_prop() -> None:
+    from tests.stacks import environment_stack
+
+    with pytest.raises(ValueError, match=r"max_workers: got 1, less than min_workers 4"):
+        environment_stack(min_workers=4, max_workers=1)
+
+
+def test_construct_rejects_unknown_environment_class_with_the_allowed_list() -> None:
+    from tests.stacks import environment_stack
+
+    with pytest.raises(ValueError, match=r"environment_class: got 'mw9.giant'; allowed: mw1.micro"):
+        environment_stack(environment_class="mw9.giant")
