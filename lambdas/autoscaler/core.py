@@ -1,0 +1,250 @@
+"""Pure decision core of the worker autoscaler: no boto3, no clock, no I/O.
+
+Demand is ``queued + running`` Celery messages (see docs/autoscaling.md for what they count).
+The target worker count is ``ceil(demand / tasks_per_worker)`` clamped to
+``[min_workers, max_workers]``. Scale-out happens at once. Scale-in happens only to the count
+that would have been enough for the peak demand of the whole cool-down window, and only when
+the observations cover that window without a hole longer than ``max_gap_seconds``: missing
+data never lowers the count.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Scaling limits and timing, as configured on the construct."""
+
+    min_workers: int
+    max_workers: int
+    tasks_per_worker: int
+    cooldown_seconds: float = 300.0
+    max_gap_seconds: float = 120.0
+    """Longest hole in the demand history that still counts as "observed"."""
+
+    def __post_init__(self) -> None:
+        problems = policy_problems(
+            min_workers=self.min_workers,
+            max_workers=self.max_workers,
+            tasks_per_worker=self.tasks_per_worker,
+            cooldown_seconds=self.cooldown_seconds,
+            max_gap_seconds=self.max_gap_seconds,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def policy_problems(
+    *,
+    min_workers: int,
+    max_workers: int,
+    tasks_per_worker: int,
+    cooldown_seconds: float,
+    max_gap_seconds: float,
+) -> list[str]:
+    """Every problem with a policy, each naming the setting, the value and what is allowed."""
+    problems: list[str] = []
+    if min_workers < 0:
+        problems.append(f"min_workers={min_workers}: must be >= 0")
+    if max_workers < 1:
+        problems.append(f"max_workers={max_workers}: must be >= 1")
+    if min_workers > max_workers:
+        problems.append(
+            f"min_workers={min_workers} > max_workers={max_workers}: min must not exceed max"
+        )
+    if tasks_per_worker < 1:
+        problems.append(f"tasks_per_worker={tasks_per_worker}: must be >= 1")
+    if cooldown_seconds < 0:
+        problems.append(f"cooldown_seconds={cooldown_seconds}: must be >= 0")
+    if max_gap_seconds <= 0:
+        problems.append(f"max_gap_seconds={max_gap_seconds}: must be > 0")
+    return problems
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One sample of the inputs. ``None`` means the value could not be read."""
+
+    queued: int | None
+    """SQS ApproximateNumberOfMessages: tasks waiting for a worker."""
+    running: int | None
+    """SQS ApproximateNumberOfMessagesNotVisible: tasks held by a worker (acks_late)."""
+    desired_workers: int | None
+    """The worker service's desiredCount: the only thing the autoscaler changes."""
+    running_workers: int | None = None
+    """The worker service's runningCount (reported, not used to decide)."""
+
+    @property
+    def demand(self) -> int | None:
+        """Tasks that need a worker slot now, or None if either count is missing."""
+        if self.queued is None or self.running is None:
+            return None
+        return max(0, self.queued) + max(0, self.running)
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    """Peak demand observed over ``[start, end]`` (epoch seconds; a sample has start == end)."""
+
+    start: float
+    end: float
+    peak: int
+
+
+class Action(enum.Enum):
+    HOLD = "hold"
+    SCALE_OUT = "scale_out"
+    SCALE_IN = "scale_in"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    current: int | None
+    """desiredCount before the decision."""
+    desired: int | None
+    """desiredCount after the decision (== current on HOLD)."""
+    target: int | None
+    """What the demand of this instant alone asks for."""
+    reason: str
+
+    @property
+    def changes(self) -> bool:
+        return self.action is not Action.HOLD and self.desired != self.current
+
+
+def workers_for(demand: int, policy: Policy) -> int:
+    """ceil(demand / tasks_per_worker), clamped to [min_workers, max_workers]."""
+    needed = math.ceil(max(0, demand) / policy.tasks_per_worker)
+    return min(policy.max_workers, max(policy.min_workers, needed))
+
+
+def wants_scale_in(policy: Policy, observation: Observation) -> bool:
+    """True when the instant demand alone would lower the count (history is then needed)."""
+    demand = observation.demand
+    current = observation.desired_workers
+    if demand is None or current is None:
+        return False
+    return workers_for(demand, policy) < min(current, policy.max_workers)
+
+
+def covers(points: Iterable[LoadPoint], start: float, end: float, max_gap: float) -> bool:
+    """True if the points reach back to ``start`` and leave no hole longer than ``max_gap``.
+
+    The oldest point must begin at or before ``start`` (a history that begins later is too
+    short, whatever its holes); after it, holes up to ``max_gap`` are tolerated.
+    """
+    relevant = sorted((p for p in points if p.end >= start and p.start <= end), key=_start)
+    if not relevant or relevant[0].start > start:
+        return False
+    cursor = start
+    for point in relevant:
+        if point.start - cursor > max_gap:
+            return False
+        cursor = max(cursor, point.end)
+    return end - cursor <= max_gap
+
+
+def _start(point: LoadPoint) -> float:
+    return point.start
+
+
+def peak_demand(points: Iterable[LoadPoint], start: float, end: float) -> int | None:
+    """Highest demand among the points overlapping ``[start, end]``, or None if there is none."""
+    peaks = [p.peak for p in points if p.end >= start and p.start <= end]
+    return max(peaks) if peaks else None
+
+
+def decide(
+    policy: Policy,
+    observation: Observation,
+    now: float,
+    history: Sequence[LoadPoint] | None,
+) -> Decision:
+    """Decide the worker service's desiredCount.
+
+    ``history`` is the demand seen before ``now`` (published metrics read back plus the samples
+    of this invocation); ``None`` means it could not be read. The current observation is added
+    to it here, so callers need not include it.
+    """
+    current = observation.desired_workers
+    demand = observation.demand
+    if current is None or demand is None:
+        missing = [
+            name
+            for name, value in (
+                ("queued", observation.queued),
+                ("running", observation.running),
+                ("desired_workers", current),
+            )
+            if value is None
+        ]
+        return Decision(
+            Action.HOLD, current, current, None, f"missing input {', '.join(missing)}: holding"
+        )
+
+    target = workers_for(demand, policy)
+    if current > policy.max_workers:
+        return Decision(
+            Action.SCALE_IN,
+            current,
+            policy.max_workers,
+            target,
+            f"desiredCount {current} is above max_workers {policy.max_workers}: clamping",
+        )
+    if target > current:
+        return Decision(
+            Action.SCALE_OUT,
+            current,
+            target,
+            target,
+            f"demand {demand} needs {target} workers (have {current})",
+        )
+    if target == current:
+        return Decision(Action.HOLD, current, current, target, f"demand {demand} fits {current}")
+
+    # target < current: scale in only to what the whole cool-down window needed.
+    if history is None:
+        return Decision(
+            Action.HOLD,
+            current,
+            current,
+            target,
+            "demand history unavailable: not scaling in on missing data",
+        )
+    window_start = now - policy.cooldown_seconds
+    points = [*history, LoadPoint(now, now, demand)]
+    if not covers(points, window_start, now, policy.max_gap_seconds):
+        return Decision(
+            Action.HOLD,
+            current,
+            current,
+            target,
+            f"demand history has a hole longer than {policy.max_gap_seconds:g}s in the last "
+            f"{policy.cooldown_seconds:g}s: not scaling in on missing data",
+        )
+    peak = peak_demand(points, window_start, now)
+    assert peak is not None  # covers() found at least the current point
+    floor = workers_for(peak, policy)
+    desired = min(current, max(target, floor))
+    if desired >= current:
+        return Decision(
+            Action.HOLD,
+            current,
+            current,
+            target,
+            f"cool-down: demand peaked at {peak} in the last {policy.cooldown_seconds:g}s "
+            f"({floor} workers)",
+        )
+    return Decision(
+        Action.SCALE_IN,
+        current,
+        desired,
+        target,
+        f"demand stayed <= {peak} for {policy.cooldown_seconds:g}s: {current} -> {desired}",
+    )

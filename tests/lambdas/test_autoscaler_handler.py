@@ -1,0 +1,497 @@
+"""The autoscaler's AWS adapter against moto: sampling loop, scaling, metrics and faults."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from autoscaler import handler
+from autoscaler.core import Policy
+
+REGION = "us-east-1"
+CLUSTER = "openmwaa-test"
+SERVICE = "workers"
+ENV_NAME = "test-env"
+NAMESPACE = "OpenMWAA"
+
+
+# --- fixtures --------------------------------------------------------------------------
+
+
+@dataclass
+class FakeClock:
+    """Injected time: sleep() advances now() instantly and fires scheduled callbacks."""
+
+    t: float
+    slept: list[float] = field(default_factory=list)
+    events: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        target = self.t + seconds
+        for when, action in sorted(self.events, key=lambda e: e[0]):
+            if self.t < when <= target:
+                action()
+        self.t = target
+
+    def at(self, offset: float, action: Callable[[], None]) -> None:
+        self.events.append((self.t + offset, action))
+
+
+@dataclass
+class Aws:
+    sqs: Any
+    ecs: Any
+    cloudwatch: Any
+    queue_url: str
+    settings: handler.Settings
+
+    def io(self, **faulty: Any) -> handler.AwsIO:
+        return handler.AwsIO(
+            self.settings,
+            faulty.get("sqs", self.sqs),
+            faulty.get("ecs", self.ecs),
+            faulty.get("cloudwatch", self.cloudwatch),
+        )
+
+    def desired(self) -> int:
+        return int(
+            self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
+                "desiredCount"
+            ]
+        )
+
+    def set_desired(self, count: int) -> None:
+        self.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=count)
+
+    def enqueue(self, count: int) -> None:
+        for i in range(count):
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=f"task-{i}")
+
+    def take(self, count: int) -> None:
+        """A worker receives `count` messages (acks_late: they stay in flight)."""
+        got = 0
+        while got < count:
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, count - got),
+                VisibilityTimeout=3600,
+            )
+            got += len(response.get("Messages", []))
+
+    def put_history(self, start: float, end: float, queued: int, running: int) -> None:
+        """Publish demand samples every 5 s over [start, end), as earlier invocations did."""
+        data = []
+        t = start
+        while t < end:
+            stamp = datetime.fromtimestamp(t, UTC)
+            for name, value in (("QueuedTasks", queued), ("RunningTasks", running)):
+                data.append(
+                    {
+                        "MetricName": name,
+                        "Dimensions": [{"Name": "Environment", "Value": ENV_NAME}],
+                        "Timestamp": stamp,
+                        "Value": float(value),
+                        "Unit": "Count",
+                    }
+                )
+            t += 5
+        for i in range(0, len(data), 500):
+            self.cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[i : i + 500])
+
+
+ENV = {
+    "MIN_WORKERS": "1",
+    "MAX_WORKERS": "10",
+    "TASKS_PER_WORKER": "5",
+    "CLUSTER_NAME": CLUSTER,
+    "SERVICE_NAME": SERVICE,
+    "METRIC_NAMESPACE": NAMESPACE,
+    "ENVIRONMENT_NAME": ENV_NAME,
+}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        ecs = boto3.client("ecs", region_name=REGION)
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        queue_url = sqs.create_queue(QueueName="openmwaa-celery")["QueueUrl"]
+        ecs.create_cluster(clusterName=CLUSTER)
+        ecs.register_task_definition(
+            family="worker",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="512",
+            memory="1024",
+            containerDefinitions=[{"name": "worker", "image": "apache/airflow", "essential": True}],
+        )
+        ecs.create_service(
+            cluster=CLUSTER, serviceName=SERVICE, taskDefinition="worker", desiredCount=1
+        )
+        settings = handler.Settings.from_env({**ENV, "QUEUE_URL": queue_url})
+        yield Aws(sqs, ecs, cloudwatch, queue_url, settings)
+    handler._CLIENTS.clear()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # Whole minute, a little in the past, so CloudWatch history lines up with real time.
+    return FakeClock(float(int(time.time()) // 60 * 60 - 60))
+
+
+class Faulty:
+    """Wraps a boto3 client; the named operations raise ClientError `times` times."""
+
+    def __init__(self, client: Any, code: str = "ThrottlingException", **times: int) -> None:
+        self._client = client
+        self._code = code
+        self._remaining = dict(times)
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in self._remaining:
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if self._remaining[name] != 0:
+                self._remaining[name] -= 1
+                raise ClientError(
+                    {"Error": {"Code": self._code, "Message": "Rate exceeded"}},
+                    "".join(part.title() for part in name.split("_")),
+                )
+            return attribute(**kwargs)
+
+        return call
+
+
+def run(aws: Aws, clock: FakeClock, io: handler.AwsIO | None = None, **kw: Any):
+    return handler.run_invocation(
+        aws.settings, io or aws.io(), now=clock.now, sleep=clock.sleep, **kw
+    )
+
+
+# --- sampling loop ---------------------------------------------------------------------
+
+
+def test_invocation_samples_every_five_seconds_for_fifty_seconds(aws, clock):
+    summary = run(aws, clock)
+    assert len(summary.samples) == 10
+    assert [s.at - summary.samples[0].at for s in summary.samples] == list(range(0, 50, 5))
+    assert sum(clock.slept) == 45
+
+
+def test_invocation_with_zero_budget_takes_one_sample(aws, clock):
+    summary = run(aws, clock, budget_seconds=0)
+    assert len(summary.samples) == 1
+    assert clock.slept == []
+
+
+def test_invocation_reacts_within_one_sample_to_tasks_entering_the_queue(aws, clock):
+    clock.at(12, lambda: aws.enqueue(23))
+    summary = run(aws, clock)
+    assert summary.changes[0].startswith("scale_out desiredCount 1 -> 5")
+    first_scaled = next(s for s in summary.samples if s.decision.changes)
+    assert first_scaled.at - summary.samples[0].at == 15
+    assert aws.desired() == 5
+
+
+# --- scaling ---------------------------------------------------------------------------
+
+
+def test_scales_out_at_once_on_queued_and_running_tasks(aws, clock):
+    aws.enqueue(12)
+    aws.take(4)  # 8 queued + 4 running = 12 -> 3 workers
+    summary = run(aws, clock, budget_seconds=0)
+    sample = summary.samples[0]
+    assert (sample.observation.queued, sample.observation.running) == (8, 4)
+    assert aws.desired() == 3
+
+
+def test_scale_out_is_capped_at_max_workers(aws, clock):
+    aws.enqueue(120)
+    run(aws, clock, budget_seconds=0)
+    assert aws.desired() == 10
+
+
+def test_scales_in_after_the_cooldown_read_back_from_metrics(aws, clock):
+    aws.set_desired(6)
+    aws.put_history(clock.t - 400, clock.t - 10, queued=0, running=2)
+    summary = run(aws, clock, budget_seconds=0)
+    assert aws.desired() == 1
+    assert summary.get_metric_data_calls == 1
+    assert "scale_in desiredCount 6 -> 1" in summary.changes[0]
+
+
+def test_holds_while_the_cooldown_window_saw_more_demand(aws, clock):
+    aws.set_desired(6)
+    aws.put_history(clock.t - 400, clock.t - 130, queued=0, running=0)
+    aws.put_history(clock.t - 130, clock.t - 10, queued=10, running=9)  # 19 -> 4 workers
+    run(aws, clock, budget_seconds=0)
+    assert aws.desired() == 4
+
+
+def test_does_not_scale_in_without_published_history(aws, clock, caplog):
+    aws.set_desired(6)
+    with caplog.at_level(logging.DEBUG, logger="openmwaa.autoscaler"):
+        summary = run(aws, clock)
+    assert aws.desired() == 6
+    assert "hole" in summary.samples[-1].decision.reason
+
+
+def test_a_full_cooldown_of_own_samples_scales_in(aws, clock):
+    aws.set_desired(6)
+    changes = []
+    for minute in range(7):  # one invocation a minute; each reads back the earlier ones
+        summary = run(aws, clock)
+        changes += [(minute, change) for change in summary.changes]
+        clock.sleep(10)
+    assert aws.desired() == 1
+    assert len(changes) == 1
+    minute, change = changes[0]
+    assert minute == 5 and "6 -> 1" in change
+
+
+def test_reads_history_at_most_once_per_invocation(aws, clock):
+    aws.set_desired(6)
+    summary = run(aws, clock)
+    assert summary.get_metric_data_calls == 1
+
+
+def test_publishes_the_four_metrics_with_the_environment_dimension(aws, clock):
+    aws.enqueue(7)
+    aws.take(2)
+    summary = run(aws, clock, budget_seconds=10)
+    assert summary.put_metric_data_calls == 1
+    metrics = aws.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
+    assert {m["MetricName"] for m in metrics} == {
+        "QueuedTasks",
+        "RunningTasks",
+        "DesiredWorkers",
+        "RunningWorkers",
+    }
+    assert all(m["Dimensions"] == [{"Name": "Environment", "Value": ENV_NAME}] for m in metrics)
+    result = aws.cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": name.lower(),
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": NAMESPACE,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": "Environment", "Value": ENV_NAME}],
+                    },
+                    "Period": 60,
+                    "Stat": "Maximum",
+                },
+            }
+            for name in ("QueuedTasks", "RunningTasks", "DesiredWorkers")
+        ],
+        StartTime=datetime.fromtimestamp(clock.t - 120, UTC),
+        EndTime=datetime.fromtimestamp(clock.t + 60, UTC),
+    )
+    maxima = {r["Id"]: max(r["Values"]) for r in result["MetricDataResults"]}
+    assert maxima == {"queuedtasks": 5.0, "runningtasks": 2.0, "desiredworkers": 2.0}
+
+
+# --- faults ----------------------------------------------------------------------------
+
+
+def test_holds_and_logs_when_sqs_is_throttled(aws, clock, caplog):
+    aws.set_desired(3)
+    aws.enqueue(40)
+    sqs = Faulty(aws.sqs, get_queue_attributes=-1)
+    ecs = Faulty(aws.ecs, update_service=0)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
+        summary = run(aws, clock, aws.io(sqs=sqs, ecs=ecs), budget_seconds=10)
+    assert aws.desired() == 3
+    assert ecs.calls.get("update_service", 0) == 0
+    assert all(
+        s.decision.reason.startswith("missing input queued, running") for s in summary.samples
+    )
+    assert (
+        "sqs:GetQueueAttributes failed (ThrottlingException: Rate exceeded); holding desiredCount"
+        in caplog.text
+    )
+
+
+def test_recovers_on_the_next_sample_after_a_throttled_read(aws, clock):
+    aws.enqueue(40)
+    sqs = Faulty(aws.sqs, get_queue_attributes=1)
+    summary = run(aws, clock, aws.io(sqs=sqs), budget_seconds=10)
+    assert summary.samples[0].decision.desired == 1
+    assert summary.samples[1].decision.desired == 8
+    assert aws.desired() == 8
+
+
+def test_holds_when_ecs_describe_fails(aws, clock, caplog):
+    aws.enqueue(40)
+    ecs = Faulty(aws.ecs, code="AccessDeniedException", describe_services=-1, update_service=0)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
+        run(aws, clock, aws.io(ecs=ecs), budget_seconds=0)
+    assert ecs.calls.get("update_service", 0) == 0
+    assert "ecs:DescribeServices failed (AccessDeniedException" in caplog.text
+
+
+def test_holds_when_the_service_does_not_exist(aws, clock, caplog):
+    settings = replace(aws.settings, service_name="gone")
+    io = handler.AwsIO(settings, aws.sqs, aws.ecs, aws.cloudwatch)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
+        summary = handler.run_invocation(
+            settings, io, now=clock.now, sleep=clock.sleep, budget_seconds=0
+        )
+    assert summary.samples[0].observation.desired_workers is None
+    assert "service gone: MISSING" in caplog.text
+
+
+def test_logs_a_failed_update_and_retries_next_sample(aws, clock, caplog):
+    aws.enqueue(40)
+    ecs = Faulty(aws.ecs, update_service=1)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
+        summary = run(aws, clock, aws.io(ecs=ecs), budget_seconds=10)
+    assert ecs.calls["update_service"] == 2
+    assert aws.desired() == 8
+    assert "ecs:UpdateService failed (ThrottlingException" in caplog.text
+    assert "desiredCount stays 1 (wanted 8" in caplog.text
+    assert summary.samples[0].decision.desired == 1
+
+
+def test_does_not_scale_in_when_get_metric_data_fails(aws, clock, caplog):
+    aws.set_desired(6)
+    aws.put_history(clock.t - 400, clock.t - 10, queued=0, running=0)
+    cloudwatch = Faulty(aws.cloudwatch, get_metric_data=-1)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
+        summary = run(aws, clock, aws.io(cloudwatch=cloudwatch))
+    assert aws.desired() == 6
+    assert cloudwatch.calls["get_metric_data"] == handler.MAX_HISTORY_READS_PER_INVOCATION
+    assert "cloudwatch:GetMetricData failed (ThrottlingException" in caplog.text
+    assert summary.samples[-1].decision.reason.startswith("demand history unavailable")
+
+
+def test_still_scales_out_when_get_metric_data_fails(aws, clock):
+    aws.enqueue(30)
+    cloudwatch = Faulty(aws.cloudwatch, get_metric_data=-1)
+    run(aws, clock, aws.io(cloudwatch=cloudwatch), budget_seconds=0)
+    assert aws.desired() == 6
+
+
+def test_a_failed_put_metric_data_is_logged_and_the_invocation_completes(aws, clock, caplog):
+    aws.enqueue(12)
+    cloudwatch = Faulty(aws.cloudwatch, code="InternalServiceError", put_metric_data=-1)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
+        summary = run(aws, clock, aws.io(cloudwatch=cloudwatch), budget_seconds=15)
+    assert aws.desired() == 3
+    assert summary.put_metric_data_calls == 0
+    assert "cloudwatch:PutMetricData failed (InternalServiceError" in caplog.text
+    assert "3 samples not published" in caplog.text
+
+
+def test_missing_values_are_not_published_as_zero(aws, clock):
+    sqs = Faulty(aws.sqs, get_queue_attributes=-1)
+    run(aws, clock, aws.io(sqs=sqs), budget_seconds=0)
+    names = {m["MetricName"] for m in aws.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]}
+    assert names == {"DesiredWorkers", "RunningWorkers"}
+
+
+def test_unusable_answers_are_reported_as_failures():
+    class Broken:
+        def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
+            return {"Attributes": {"ApproximateNumberOfMessages": "many"}}
+
+    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
+    io = handler.AwsIO(settings, Broken(), None, None)
+    with pytest.raises(handler.AwsCallError, match="sqs:GetQueueAttributes failed"):
+        io.read_queue()
+
+
+# --- settings and entry point ----------------------------------------------------------
+
+
+def test_settings_defaults():
+    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
+    assert settings.policy == Policy(
+        min_workers=1,
+        max_workers=10,
+        tasks_per_worker=5,
+        cooldown_seconds=300,
+        max_gap_seconds=120,
+    )
+    assert (settings.sample_interval_seconds, settings.invocation_budget_seconds) == (5, 50)
+
+
+def test_settings_accept_zero_min_workers():
+    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "q", "MIN_WORKERS": "0"})
+    assert settings.policy.min_workers == 0
+
+
+def test_settings_list_every_problem():
+    with pytest.raises(handler.ConfigError) as raised:
+        handler.Settings.from_env(
+            {
+                "MIN_WORKERS": "3",
+                "MAX_WORKERS": "2",
+                "TASKS_PER_WORKER": "x",
+                "ENVIRONMENT_NAME": "e",
+            }
+        )
+    message = str(raised.value)
+    for expected in (
+        "QUEUE_URL is required",
+        "CLUSTER_NAME is required",
+        "SERVICE_NAME is required",
+        "TASKS_PER_WORKER='x': must be an integer",
+        "min_workers=3 > max_workers=2",
+    ):
+        assert expected in message
+
+
+def test_handler_runs_one_invocation_from_the_environment(aws, monkeypatch):
+    for name, value in {**ENV, "QUEUE_URL": aws.queue_url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("INVOCATION_BUDGET_SECONDS", "0")
+    aws.enqueue(9)
+    handler._CLIENTS.clear()
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    result = handler.handler({"source": "aws.events"}, Context())
+    assert result["samples"] == 1
+    assert result["desired_workers"] == 2
+    assert aws.desired() == 2
+
+
+def test_handler_shrinks_the_budget_to_the_time_left(aws, monkeypatch):
+    for name, value in {**ENV, "QUEUE_URL": aws.queue_url}.items():
+        monkeypatch.setenv(name, value)
+    handler._CLIENTS.clear()
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 4_000  # less than the 5 s reserve: one sample, no sleeping
+
+    result = handler.handler({}, Context())
+    assert result["samples"] == 1
