@@ -8,6 +8,7 @@ region of your AWS credentials (or CDK_DEFAULT_ACCOUNT/REGION).
 from __future__ import annotations
 
 import aws_cdk as cdk
+
 from openmwaa import AirflowEnvironment, EnvironmentClass
 
 

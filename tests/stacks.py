@@ -7,6 +7,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
+
 from openmwaa import AirflowEnvironment
 
 TEST_ENV = cdk.Environment(account="123456789012", region="eu-west-1")

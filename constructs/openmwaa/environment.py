@@ -4,28 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack, Tags
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 
 from .airflow_secrets import AirflowSecrets
+from .autoscaler import DEFAULT_SCALE_IN_COOLDOWN, WorkerAutoscaler
 from .broker import CeleryBroker
-from .database import MetadataDatabase
+from .container_environment import ContainerSettings
+from .dag_sync import DEFAULT_RECONCILE_INTERVAL, DagSync
+from .database import DATABASE_NAME, MetadataDatabase
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .execution_role import ExecutionRole
-from .log_groups import AirflowLogGroups
+from .log_groups import AirflowLogGroups, log_group_name
+from .monitoring import AirflowMonitoring
 from .nag_acknowledgements import acknowledge_environment
 from .network import AirflowNetwork
 from .props import LoggingConfiguration, WebserverAccessMode
+from .services import API_SERVER_DNS_NAME, AirflowServices
 from .shared_storage import SharedStorage
 from .source_bucket import SourceBucket
 from .validation import EnvironmentSettings, raise_if_invalid
-from .versions import DEFAULT_AIRFLOW_VERSION
+from .versions import (
+    DEFAULT_AIRFLOW_VERSION,
+    DEFAULT_PYTHON_VERSION,
+    default_image_name,
+    is_airflow_2,
+)
+from .web import WebAccess
 
 
 class AirflowEnvironment(Construct):
@@ -69,7 +84,15 @@ class AirflowEnvironment(Construct):
         nat_gateways: int | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         domain_name: str | None = None,
+        hosted_zone: route53.IHostedZone | None = None,
+        certificate: acm.ICertificate | None = None,
         allowed_cidrs: Sequence[str] | None = None,
+        image: ecs.ContainerImage | None = None,
+        worker_fargate_spot: bool = False,
+        enable_execute_command: bool = False,
+        scale_in_cooldown: Duration | None = None,
+        reconcile_interval: Duration | None = None,
+        alarm_topic: sns.ITopic | None = None,
     ) -> None:
         """Create the environment.
 
@@ -108,9 +131,28 @@ class AirflowEnvironment(Construct):
         :param nat_gateways: NAT gateways of the new VPC, 1 or 2. Default: 1.
         :param removal_policy: What happens to the bucket, EFS, secrets and log groups on
             stack delete. Default: RETAIN. The database always snapshots.
-        :param domain_name: Custom domain for the Airflow UI (see the web access props).
+        :param domain_name: Custom domain of the Airflow UI, e.g. `airflow.example.com`.
+            With `hosted_zone`, we issue a DNS-validated ACM certificate and add an alias
+            record. Default: the load balancer's own DNS name, over HTTP (PRIVATE_ONLY).
+        :param hosted_zone: Route 53 zone of `domain_name`. Default: none.
+        :param certificate: ACM certificate for `domain_name` if you manage it yourself.
+            Default: issued for you when `hosted_zone` is given.
         :param allowed_cidrs: Networks allowed to reach the load balancer. Default: the VPC
-            CIDR for PRIVATE_ONLY, none for PUBLIC_ONLY (you must say who).
+            CIDR for PRIVATE_ONLY, nobody for PUBLIC_ONLY (you must say who).
+        :param image: Container image for every Airflow component (MWAA cannot do this).
+            Default: the stock `apache/airflow:<version>-python3.12` from Docker Hub.
+        :param worker_fargate_spot: Run Celery workers on Fargate Spot (about 70 % cheaper;
+            a reclaimed worker gets the 2-minute warning and drains like a scale-in).
+            Default: False (on-demand Fargate).
+        :param enable_execute_command: Allow `aws ecs execute-command` shells into the
+            containers. Default: False.
+        :param scale_in_cooldown: How long demand must stay lower before workers are
+            removed. Default: 5 minutes.
+        :param reconcile_interval: How often the DAG sync compares the bucket with EFS and
+            heals differences (S3 events apply changes within seconds in between).
+            Default: 10 minutes.
+        :param alarm_topic: SNS topic the environment's alarms notify. Default: a new
+            encrypted topic, `env.monitoring.alarm_topic`, to subscribe to.
         """
         super().__init__(scope, construct_id)
         self.spec: EnvironmentClassSpec = _spec_or_default(environment_class)
@@ -154,6 +196,8 @@ class AirflowEnvironment(Construct):
                 vpc_subnets_given=vpc_subnets is not None,
                 nat_gateways=nat_gateways,
                 domain_name=domain_name,
+                hosted_zone_given=hosted_zone is not None,
+                certificate_given=certificate is not None,
                 allowed_cidrs=tuple(allowed_cidrs or ()),
                 tags=tags,
             )
@@ -215,6 +259,122 @@ class AirflowEnvironment(Construct):
             bucket=self.source.bucket,
             queue=self.broker.queue,
             log_groups=list(self.log_groups.groups.values()),
+            kms_key=kms_key,
+        )
+
+        stack = Stack.of(self)
+        task_log_group = log_group_name(self.environment_name, "Task")
+        namespace = f"{self.environment_name.lower().replace('_', '-')}.airflow.internal"
+        self.services = AirflowServices(
+            self,
+            "Services",
+            spec=self.spec,
+            vpc=self.network.vpc,
+            vpc_subnets=self.network.subnets,
+            security_group=self.network.security_group,
+            file_system=self.storage.file_system,
+            access_point=self.storage.access_point,
+            task_role=self.execution_role,
+            database_secret=self.database.secret,
+            secrets=self.secrets,
+            log_groups=self.log_groups,
+            settings=ContainerSettings(
+                environment_name=self.environment_name,
+                airflow_version=airflow_version,
+                python_version=DEFAULT_PYTHON_VERSION,
+                region=stack.region,
+                queue_url=self.broker.queue.queue_url,
+                queue_name=self.broker.queue.queue_name,
+                api_server_host=f"{API_SERVER_DNS_NAME}.{namespace}",
+                task_log_group_arn=stack.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=task_log_group,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                ),
+                task_logging_enabled=self.logging_configuration.task.enabled,
+                tasks_per_worker=self.spec.tasks_per_worker,
+                database_name=DATABASE_NAME,
+                configuration_options=self.airflow_configuration_options,
+            ),
+            image=image or ecs.ContainerImage.from_registry(default_image_name(airflow_version)),
+            schedulers=self.schedulers,
+            min_webservers=self.min_webservers,
+            namespace_name=namespace,
+            worker_fargate_spot=worker_fargate_spot,
+            enable_execute_command=enable_execute_command,
+        )
+        self.web = WebAccess(
+            self,
+            "WebAccess",
+            vpc=self.network.vpc,
+            vpc_subnets=self.network.subnets,
+            service=self.services.services["api-server"],
+            access_mode=self.webserver_access_mode,
+            access_log_bucket=self.source.access_log_bucket,
+            min_webservers=self.min_webservers,
+            max_webservers=self.max_webservers,
+            health_check_path="/health"
+            if is_airflow_2(airflow_version)
+            else "/api/v2/monitor/health",
+            allowed_cidrs=allowed_cidrs,
+            domain_name=domain_name,
+            hosted_zone=hosted_zone,
+            certificate=certificate,
+        )
+
+        self.dag_sync = DagSync(
+            self,
+            "DagSync",
+            environment_name=self.environment_name,
+            bucket=self.source.bucket,
+            access_point=self.storage.access_point,
+            cluster=self.services.cluster,
+            services=self.services.all_services,
+            vpc=self.network.vpc,
+            vpc_subnets=self.network.subnets,
+            security_group=self.network.security_group,
+            requirements_s3_object_version=requirements_s3_object_version,
+            plugins_s3_object_version=plugins_s3_object_version,
+            startup_script_s3_object_version=startup_script_s3_object_version,
+            reconcile_interval=reconcile_interval or DEFAULT_RECONCILE_INTERVAL,
+            kms_key=kms_key,
+            log_retention=self.logging_configuration.retention,
+        )
+
+        self.autoscaler: WorkerAutoscaler | None = None
+        if not self.spec.all_in_one:
+            self.autoscaler = WorkerAutoscaler(
+                self,
+                "WorkerAutoscaler",
+                environment_name=self.environment_name,
+                queue=self.broker.queue,
+                cluster=self.services.cluster,
+                worker_service=self.services.services["worker"],
+                worker_task_role=self.execution_role,
+                min_workers=self.min_workers,
+                max_workers=self.max_workers,
+                tasks_per_worker=self.spec.tasks_per_worker,
+                vpc=self.network.vpc,
+                vpc_subnets=self.network.subnets,
+                security_group=self.network.security_group,
+                scale_in_cooldown=scale_in_cooldown or DEFAULT_SCALE_IN_COOLDOWN,
+                kms_key=kms_key,
+                log_retention=self.logging_configuration.retention,
+            )
+
+        self.monitoring = AirflowMonitoring(
+            self,
+            "Monitoring",
+            environment_name=self.environment_name,
+            max_workers=self.max_workers,
+            services=self.services.services,
+            dag_sync=self.dag_sync.function,
+            autoscaler=self.autoscaler.function if self.autoscaler else None,
+            database=self.database.cluster,
+            load_balancer=self.web.load_balancer,
+            target_group=self.web.target_group,
+            alarm_topic=alarm_topic,
             kms_key=kms_key,
         )
 

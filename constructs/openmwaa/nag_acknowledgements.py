@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
+from aws_cdk import aws_lambda as lambda_
 
 from constructs import IConstruct
 
@@ -129,6 +130,103 @@ BROKER_WITHOUT_DLQ = aws_solutions(
 )
 
 
+PLAIN_CONTAINER_ENVIRONMENT = aws_solutions(
+    "ECS2",
+    "The plain environment holds only non-secret configuration (names, URLs, versions, "
+    "log levels) and the openmwaa runtime code; every secret reaches the containers as an "
+    "ECS secret from Secrets Manager, which a unit test asserts.",
+)
+
+LOAD_BALANCER_TO_VPC = (
+    Finding(
+        "EC2RestrictedCommonPorts",
+        "Ingress comes only from the VPC's own CIDR (a token cdk-nag cannot resolve) on the "
+        "listener port; pass allowed_cidrs to narrow it further.",
+    ),
+    Finding(
+        "EC2RestrictedSSH",
+        "The only ingress is the listener port (80 or 443) from the VPC's own CIDR, a token "
+        "cdk-nag cannot resolve; no rule opens port 22.",
+    ),
+    aws_solutions(
+        "EC23",
+        "Ingress comes only from the VPC's own CIDR (a token cdk-nag cannot resolve) on the "
+        "listener port; pass allowed_cidrs to narrow it further.",
+    ),
+)
+
+LOAD_BALANCER_WITHOUT_TLS = (
+    Finding(
+        "ALBHttpToHttpsRedirection",
+        "PRIVATE_ONLY without a domain: an internal load balancer reachable only from "
+        "allowed_cidrs (default the VPC). Give domain_name with hosted_zone, or certificate, "
+        "to serve HTTPS only; PUBLIC_ONLY refuses to synthesize without TLS.",
+    ),
+    Finding(
+        "ELBv2ACMCertificateRequired",
+        "PRIVATE_ONLY without a domain: an internal load balancer reachable only from "
+        "allowed_cidrs (default the VPC). Give domain_name with hosted_zone, or certificate, "
+        "to serve HTTPS only; PUBLIC_ONLY refuses to synthesize without TLS.",
+    ),
+)
+
+REDIRECT_LISTENER = Finding(
+    "ELBv2ACMCertificateRequired",
+    "This port-80 listener only answers with a permanent redirect to HTTPS on 443; it "
+    "forwards nothing to Airflow.",
+)
+
+LOAD_BALANCER_LOGS_NEED_REGION = (
+    Finding(
+        "ELBLoggingEnabled",
+        "The stack is region-agnostic: the principal that delivers load balancer logs differs "
+        "per region, so it cannot be granted. Give the stack an env with a region and access "
+        "logs go to the environment's access-log bucket.",
+    ),
+    aws_solutions(
+        "ELB2",
+        "The stack is region-agnostic: the principal that delivers load balancer logs differs "
+        "per region, so it cannot be granted. Give the stack an env with a region and access "
+        "logs go to the environment's access-log bucket.",
+    ),
+)
+
+LOAD_BALANCER_DELETION = Finding(
+    "ELBDeletionProtectionEnabled",
+    "The load balancer holds no data and is recreated in minutes; deletion protection would "
+    "only block stack deletion. The data stores (database, bucket, file system) are protected.",
+)
+
+LOAD_BALANCER_WAF = Finding(
+    "ALBWAFEnabled",
+    "A web ACL is an account-level choice (rules, cost, logging) this construct cannot make "
+    "for you; associate yours with env.web.load_balancer. The Airflow UI itself requires login.",
+    (NIST,),
+)
+
+
+LAMBDA_MANAGED_POLICIES = [
+    aws_solutions(
+        f"IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
+        "The AWS managed policy Lambda itself documents for writing the function's logs and "
+        "attaching it to the VPC's private subnets; it grants nothing in this environment.",
+    )
+    for policy in ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")
+]
+
+EVENT_FUNCTION_DLQ = Finding(
+    "LambdaDLQ",
+    "An S3 event that still fails after Lambda's retries is healed by the scheduled "
+    "reconcile within reconcile_interval; the bucket, not the event, is the source of truth.",
+)
+
+SCHEDULED_FUNCTION_DLQ = Finding(
+    "LambdaDLQ",
+    "Run by an EventBridge schedule with no retries: each run replaces the previous one, so "
+    "a failed event has nothing worth keeping; failures are logged and alarmed instead.",
+)
+
+
 def rotation(reason: str) -> tuple[Finding, Finding]:
     """The rotation findings of a secret (AwsSolutions SMG4, HIPAA/NIST), for `reason`."""
     return (Finding("SecretsManagerRotationEnabled", reason), aws_solutions("SMG4", reason))
@@ -153,8 +251,8 @@ ADMIN_SECRET_ROTATION = rotation(
 )
 
 
-def execution_role_wildcards(kms: bool) -> list[Finding]:
-    """IAM5 findings of the execution role: each wildcard with the grant that makes it."""
+def bucket_read_findings(bucket: IConstruct) -> list[Finding]:
+    """IAM5 findings of `bucket.grant_read`: the wildcard actions and the objects ARN."""
     findings = [
         aws_solutions(
             f"IAM5[Action::{action}]",
@@ -163,6 +261,19 @@ def execution_role_wildcards(kms: bool) -> list[Finding]:
         )
         for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
     ]
+    findings.append(
+        aws_solutions(
+            f"IAM5[Resource::{nag_attribute(bucket, 'Arn')}/*]",
+            "Every object of the environment's own source bucket is Airflow's input "
+            "(dags/, plugins.zip, requirements.txt, startup.sh).",
+        )
+    )
+    return findings
+
+
+def execution_role_wildcards(kms: bool) -> list[Finding]:
+    """IAM5 findings of the execution role other than the bucket's."""
+    findings = []
     findings.append(
         aws_solutions(
             "IAM5[Resource::*]",
@@ -204,6 +315,20 @@ def nag_attribute(construct: IConstruct, attribute: str) -> str:
     return f"<{Stack.of(construct).get_logical_id(default_child)}.{attribute}>"
 
 
+def nag_ref(construct: IConstruct) -> str:
+    """A `Ref` of `construct`'s CloudFormation resource, as cdk-nag renders it."""
+    return nag_attribute(construct, "")[:-2] + ">"
+
+
+def acknowledge_bundled_function(
+    function: lambda_.Function, *, cmk: bool, extra: Iterable[Finding] = ()
+) -> None:
+    """The findings every bundled Lambda has, plus `extra` ones of its own."""
+    acknowledge(function, [*LAMBDA_MANAGED_POLICIES, INLINE_ROLE_POLICY, *extra])
+    if not cmk:
+        acknowledge(function.log_group, [LOG_GROUP_WITHOUT_CMK])
+
+
 def acknowledge_environment(env: AirflowEnvironment) -> None:
     """Record every acknowledgement that applies to `env`'s resources."""
     cmk = env.kms_key is not None
@@ -231,15 +356,63 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
     acknowledge(env.secrets.api_secret_key, SIGNING_SECRET_ROTATION)
     acknowledge(env.secrets.admin, ADMIN_SECRET_ROTATION)
 
-    role = env.execution_role
-    role_findings = [INLINE_ROLE_POLICY, *execution_role_wildcards(kms=cmk)]
-    role_findings.append(
-        aws_solutions(
-            f"IAM5[Resource::{nag_attribute(env.source.bucket, 'Arn')}/*]",
-            "Airflow reads every object of its own source bucket (dags/, plugins.zip, "
-            "requirements.txt, startup.sh).",
-        )
+    for task in env.services.task_definitions.values():
+        acknowledge(task, [PLAIN_CONTAINER_ENVIRONMENT, INLINE_ROLE_POLICY])
+    web = env.web
+    acknowledge(web.load_balancer, [LOAD_BALANCER_DELETION, LOAD_BALANCER_WAF])
+    if not web.access_logs_enabled:
+        acknowledge(web.load_balancer, LOAD_BALANCER_LOGS_NEED_REGION)
+    if web.certificate is None:
+        acknowledge(web.listener, LOAD_BALANCER_WITHOUT_TLS)
+    acknowledge(web.redirect_listener, [REDIRECT_LISTENER])
+    if web.default_peers_are_vpc:
+        acknowledge(web.security_group, LOAD_BALANCER_TO_VPC)
+
+    cluster = nag_ref(env.services.cluster)
+    acknowledge_bundled_function(
+        env.dag_sync.function,
+        cmk=cmk,
+        extra=[
+            *bucket_read_findings(env.source.bucket),
+            EVENT_FUNCTION_DLQ,
+            aws_solutions(
+                "IAM5[Resource::*]",
+                "ecs:ListServices supports no resource-level permissions; the statement is "
+                "conditioned on ecs:cluster being this environment's cluster.",
+            ),
+            aws_solutions(
+                f"IAM5[Resource::{nag_arn(env, 'ecs', f'service/{cluster}/*')}]",
+                "Rolling the Airflow services after a requirements/plugins/startup change: "
+                "every service of this environment's dedicated cluster, and no other.",
+            ),
+        ],
     )
+    notifications = Stack.of(env).node.try_find_child(
+        "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+    )
+    acknowledge(notifications, LAMBDA_MANAGED_POLICIES[:1])
+    acknowledge(env.source.bucket.node.try_find_child("Notifications"), [INLINE_ROLE_POLICY])
+
+    if env.autoscaler is not None:
+        acknowledge_bundled_function(
+            env.autoscaler.function,
+            cmk=cmk,
+            extra=[
+                SCHEDULED_FUNCTION_DLQ,
+                aws_solutions(
+                    "IAM5[Resource::*]",
+                    "cloudwatch:PutMetricData (conditioned on the OpenMWAA namespace) and "
+                    "cloudwatch:GetMetricData support no resource-level permissions.",
+                ),
+            ],
+        )
+
+    role = env.execution_role
+    role_findings = [
+        INLINE_ROLE_POLICY,
+        *execution_role_wildcards(kms=cmk),
+        *bucket_read_findings(env.source.bucket),
+    ]
     role_findings.extend(
         aws_solutions(
             f"IAM5[Resource::{nag_arn(role, 'secretsmanager', f'secret:{prefix}/*')}]",
@@ -247,6 +420,14 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
         )
         for prefix in SECRETS_PREFIXES
     )
+    if env.autoscaler is not None:
+        role_findings.append(
+            aws_solutions(
+                f"IAM5[Resource::{nag_arn(role, 'ecs', f'task/{cluster}/*')}]",
+                "Workers set scale-in protection on their own task, whose id is only known at "
+                "run time; the grant covers this environment's cluster only.",
+            )
+        )
     acknowledge(role, role_findings)
     flow_logs_role = env.network.node.try_find_child("FlowLogsRole")
     acknowledge(flow_logs_role, [INLINE_ROLE_POLICY])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Annotations, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -57,6 +57,11 @@ class AirflowNetwork(Construct):
             vpc=self.vpc,
             description="Airflow environment: all components; allows all traffic from itself",
             allow_all_outbound=True,
+        )
+        Annotations.of(self.security_group).acknowledge_warning(
+            "@aws-cdk/aws-ec2:ipv4IgnoreEgressRule",
+            "Egress is open to all, so the per-peer egress rules CDK adds for EFS and the "
+            "load balancer are redundant and rightly dropped.",
         )
         self.security_group.add_ingress_rule(
             self.security_group,

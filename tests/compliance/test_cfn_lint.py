@@ -12,6 +12,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from cfnlint.api import ManualArgs, lint
+
 from openmwaa import (
     AirflowEnvironment,
     EnvironmentClass,
@@ -19,7 +20,6 @@ from openmwaa import (
     LogLevel,
     ModuleLogging,
 )
-
 from tests.stacks import TEST_ENV, bundled_stack
 
 

@@ -9,8 +9,9 @@ import aws_cdk as cdk
 from tests.conftest import REPO_ROOT
 from tests.stacks import bundled_stack, kms_imported_vpc_stack
 
-
-NAG_RULE = re.compile(r"^(?:AwsSolutions|HIPAA\.Security|NIST\.800\.53\.R5)::[^-]+(?:-[^-]+)*?-([A-Za-z0-9]+)")
+NAG_RULE = re.compile(
+    r"^(?:AwsSolutions|HIPAA\.Security|NIST\.800\.53\.R5)::[^-]+(?:-[^-]+)*?-([A-Za-z0-9]+)"
+)
 
 
 def _acknowledged_rules(env) -> set[str]:  # type: ignore[no-untyped-def]

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match
+
 from openmwaa import EnvironmentClass
 from openmwaa.environment_class import spec_for
-
 from tests.conftest import template_of
 
 

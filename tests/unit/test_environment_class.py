@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from openmwaa import EnvironmentClass
 from openmwaa.environment_class import (
     ENVIRONMENT_CLASSES,

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+
 from openmwaa.validation import (
     PROTECTED_CONFIGURATION_OPTIONS,
     EnvironmentSettings,

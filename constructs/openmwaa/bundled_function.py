@@ -1,0 +1,74 @@
+"""A Lambda function running code this library ships under `lambdas/`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+
+from constructs import Construct
+
+from .assets import lambda_code_dir
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+def bundled_code() -> lambda_.Code:
+    """The shipped `lambdas/` folder as one asset: every bundled function shares it.
+
+    Plain Python using only what the Lambda runtime ships (boto3), so no bundling, no
+    Docker; the asset hash changes only when the code does.
+    """
+    return lambda_.Code.from_asset(
+        str(lambda_code_dir()), exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"]
+    )
+
+
+def bundled_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    handler: str,
+    description: str,
+    timeout: Duration,
+    memory_size: int,
+    environment: Mapping[str, str],
+    vpc: ec2.IVpc,
+    vpc_subnets: ec2.SubnetSelection,
+    security_group: ec2.ISecurityGroup,
+    kms_key: kms.IKey | None,
+    log_retention: logs.RetentionDays,
+    **extra: Any,
+) -> lambda_.Function:
+    """A function on `RUNTIME` (arm64) in the environment's private subnets, with its own
+    log group (retention, `kms_key`) and environment variables encrypted with `kms_key`."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=log_retention,
+        encryption_key=kms_key,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    return lambda_.Function(
+        scope,
+        construct_id,
+        runtime=RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=handler,
+        code=bundled_code(),
+        description=description,
+        timeout=timeout,
+        memory_size=memory_size,
+        environment=dict(environment),
+        environment_encryption=kms_key,
+        vpc=vpc,
+        vpc_subnets=vpc_subnets,
+        security_groups=[security_group],
+        log_group=log_group,
+        **extra,
+    )

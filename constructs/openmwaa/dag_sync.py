@@ -1,0 +1,156 @@
+"""DAG sync: the source bucket on EFS within seconds, by S3 events, a schedule and at deploy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Annotations, Duration, Stack, triggers
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+
+from constructs import Construct
+
+from .bundled_function import bundled_function
+from .execution_role import METRIC_NAMESPACE
+from .source_bucket import DAGS_PREFIX, PLUGINS_KEY, REQUIREMENTS_KEY, STARTUP_SCRIPT_KEY
+
+MOUNT_PATH = "/mnt/airflow"
+DEFAULT_RECONCILE_INTERVAL = Duration.minutes(10)
+MAX_PLUGIN_ENTRIES = 10_000
+MAX_PLUGIN_BYTES = 1024**3
+
+
+class DagSync(Construct):
+    """Keeps EFS equal to the source bucket: dags/, plugins.zip (extracted), requirements.txt
+    and startup.sh.
+
+    A Lambda in the environment's private subnets mounts the EFS access point at
+    `/mnt/airflow` and is invoked three ways:
+
+    - S3 event notifications (ObjectCreated, ObjectRemoved) for `dags/`, `plugins.zip`,
+      `requirements.txt` and `startup.sh`: a change is on EFS within seconds (MWAA polls
+      every 30 s and takes minutes to pick up a new DAG);
+    - an EventBridge schedule every `reconcile_interval` (default 10 minutes) that compares
+      bucket and EFS and heals any difference, so a lost event costs minutes;
+    - once at deploy time, before the Airflow services start, so a new environment boots
+      with its DAGs.
+
+    Changes to requirements.txt, plugins.zip or startup.sh roll every service of the
+    environment's cluster (a new deployment; the function lists them, so it never depends on
+    the services it must run before) so they apply in minutes without an environment rebuild. With a
+    `*_s3_object_version`, only that version is applied. See docs/dag-sync.md.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment_name: str,
+        bucket: s3.Bucket,
+        access_point: efs.IAccessPoint,
+        cluster: ecs.ICluster,
+        services: Sequence[ecs.FargateService],
+        vpc: ec2.IVpc,
+        vpc_subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        requirements_s3_object_version: str | None,
+        plugins_s3_object_version: str | None,
+        startup_script_s3_object_version: str | None,
+        reconcile_interval: Duration = DEFAULT_RECONCILE_INTERVAL,
+        kms_key: kms.IKey | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = bundled_function(
+            self,
+            "Function",
+            handler="dag_sync.handler.handler",
+            description=f"Airflow environment {environment_name}: syncs the bucket onto EFS",
+            timeout=Duration.minutes(15),
+            memory_size=1024,
+            reserved_concurrent_executions=10,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=security_group,
+            kms_key=kms_key,
+            log_retention=log_retention,
+            filesystem=lambda_.FileSystem.from_efs_access_point(access_point, MOUNT_PATH),
+            environment={
+                "BUCKET_NAME": bucket.bucket_name,
+                "EFS_MOUNT_PATH": MOUNT_PATH,
+                "REQUIREMENTS_S3_OBJECT_VERSION": requirements_s3_object_version or "",
+                "PLUGINS_S3_OBJECT_VERSION": plugins_s3_object_version or "",
+                "STARTUP_SCRIPT_S3_OBJECT_VERSION": startup_script_s3_object_version or "",
+                "CLUSTER_NAME": cluster.cluster_name,
+                "METRIC_NAMESPACE": METRIC_NAMESPACE,
+                "ENVIRONMENT_NAME": environment_name,
+                "MAX_PLUGIN_ENTRIES": str(MAX_PLUGIN_ENTRIES),
+                "MAX_PLUGIN_BYTES": str(MAX_PLUGIN_BYTES),
+            },
+        )
+        bucket.grant_read(self.function)
+        stack = Stack.of(self)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RollAirflowServices",
+                actions=["ecs:UpdateService", "ecs:DescribeServices"],
+                resources=[
+                    stack.format_arn(
+                        service="ecs",
+                        resource="service",
+                        resource_name=f"{cluster.cluster_name}/*",
+                    )
+                ],
+            )
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="FindAirflowServices",
+                actions=["ecs:ListServices"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+            )
+        )
+        destination = s3n.LambdaDestination(self.function)
+        filters = [
+            s3.NotificationKeyFilter(prefix=DAGS_PREFIX),
+            s3.NotificationKeyFilter(prefix=PLUGINS_KEY),
+            s3.NotificationKeyFilter(prefix=REQUIREMENTS_KEY),
+            s3.NotificationKeyFilter(prefix=STARTUP_SCRIPT_KEY),
+        ]
+        for event_type in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
+            for key_filter in filters:
+                bucket.add_event_notification(event_type, destination, key_filter)
+
+        self.schedule = events.Rule(
+            self,
+            "Reconcile",
+            description=f"Airflow environment {environment_name}: reconcile EFS with the bucket",
+            schedule=events.Schedule.rate(reconcile_interval),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
+        )
+        self.initial_sync = triggers.Trigger(
+            self,
+            "InitialSync",
+            handler=self.function,
+            execute_on_handler_change=True,
+            invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
+            timeout=Duration.minutes(14),
+        )
+        for service in services:
+            service.node.add_dependency(self.initial_sync)
+        Annotations.of(self.function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:addPermissionsToVersionOrAlias",
+            "S3 and EventBridge invoke the unqualified function; the published version exists "
+            "only so the deploy-time trigger re-runs when the code changes.",
+        )

@@ -1,0 +1,342 @@
+"""Airflow configuration derived from the container's environment: pure functions, no I/O.
+
+The ECS task definition gives each container plain variables and ECS secrets (see
+docs/runtime.md). From them this module computes the ``AIRFLOW__SECTION__KEY`` variables
+Airflow reads: the metadata database URL, the Fernet key, the Celery broker's predefined queue,
+and openmwaa's defaults. Standard library only: it runs inside the stock Airflow image.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "worker")
+"""Values of ``OPENMWAA_COMPONENT``."""
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+PROTECTED_OPTIONS: frozenset[str] = frozenset(
+    {
+        "api.secret_key",
+        "api_auth.jwt_secret",
+        "celery.broker_url",
+        "celery.celery_config_options",
+        "celery.result_backend",
+        "celery.worker_enable_remote_control",
+        "celery_broker_transport_options.is_secure",
+        "celery_broker_transport_options.predefined_queues",
+        "celery_broker_transport_options.region",
+        "core.dags_folder",
+        "core.execution_api_server_url",
+        "core.executor",
+        "core.fernet_key",
+        "core.plugins_folder",
+        "database.sql_alchemy_conn",
+        "logging.remote_base_log_folder",
+        "logging.remote_log_conn_id",
+        "logging.remote_logging",
+        "operators.default_queue",
+        "scheduler.standalone_dag_processor",
+        "webserver.secret_key",
+    }
+)
+"""Airflow options (``section.key``) openmwaa sets and users may not override.
+
+They wire Airflow to the environment's database, queue, secrets, log groups and file system;
+a different value breaks the environment. Their ``_cmd`` and ``_secret`` variants are
+protected too (see :func:`is_protected_option`).
+"""
+
+OPINIONATED_DEFAULTS: Mapping[str, str] = {
+    "core.auth_manager": FAB_AUTH_MANAGER,
+    "logging.delete_local_logs": "True",
+    "celery_broker_transport_options.visibility_timeout": "43200",
+    "dag_processor.refresh_interval": "30",
+}
+"""Options openmwaa sets unless the user (or startup.sh) sets them (Airflow 3)."""
+
+OPINIONATED_DEFAULTS_AIRFLOW2: Mapping[str, str] = {
+    "core.auth_manager": FAB_AUTH_MANAGER,
+    "logging.delete_local_logs": "True",
+    "celery_broker_transport_options.visibility_timeout": "43200",
+    "scheduler.dag_dir_list_interval": "30",
+}
+
+RAW_SECRET_VARIABLES = ("OPENMWAA_DB_SECRET", "OPENMWAA_FERNET_SEED", "OPENMWAA_ADMIN_SECRET")
+"""ECS secrets the bootstrap consumes; removed from the environment Airflow and DAGs see."""
+
+_ENV_NAME = re.compile(r"^AIRFLOW__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
+
+
+class ConfigError(Exception):
+    """The container's environment cannot configure Airflow. The message names the variable,
+    never a secret value."""
+
+
+def env_name(option: str) -> str:
+    """``section.key`` -> ``AIRFLOW__SECTION__KEY``."""
+    section, _, key = option.partition(".")
+    return f"AIRFLOW__{section.upper()}__{key.upper()}"
+
+
+def option_name(name: str) -> str | None:
+    """``AIRFLOW__SECTION__KEY`` -> ``section.key`` (lower case); None for other names."""
+    match = _ENV_NAME.match(name.upper())
+    if not match:
+        return None
+    return f"{match.group(1).lower()}.{match.group(2).lower()}"
+
+
+def is_protected_option(name: str) -> bool:
+    """True if ``name`` (``section.key`` or ``AIRFLOW__SECTION__KEY``, any case, with or
+    without a ``_cmd``/``_secret`` suffix) is an option users may not override."""
+    option = option_name(name) if name.upper().startswith("AIRFLOW__") else name.lower()
+    if option is None:
+        return False
+    for suffix in ("_cmd", "_secret"):
+        if option.endswith(suffix) and option[: -len(suffix)] in PROTECTED_OPTIONS:
+            return True
+    return option in PROTECTED_OPTIONS
+
+
+def airflow_major(version: str) -> int:
+    """The major version of an Airflow version string such as ``3.3.2``."""
+    head = version.strip().split(".", 1)[0]
+    if not head.isdigit():
+        raise ConfigError(f"OPENMWAA_AIRFLOW_VERSION is not a version: {version!r}")
+    return int(head)
+
+
+@dataclass(frozen=True)
+class DatabaseSecret:
+    """The fields of the metadata database's Secrets Manager secret that Airflow needs."""
+
+    username: str
+    password: str
+    host: str
+    port: int
+    dbname: str
+
+
+def parse_db_secret(raw: str, default_dbname: str | None = None) -> DatabaseSecret:
+    """Parse the JSON of the Aurora credentials secret (``OPENMWAA_DB_SECRET``).
+
+    Aurora's secret attachment writes username, password, host, port and engine; ``dbname``
+    only when known, so ``default_dbname`` (``OPENMWAA_DB_NAME``) fills it in.
+    """
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ConfigError("OPENMWAA_DB_SECRET is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError("OPENMWAA_DB_SECRET is not a JSON object")
+    missing = [k for k in ("username", "password", "host") if not data.get(k)]
+    if missing:
+        raise ConfigError(f"OPENMWAA_DB_SECRET lacks {', '.join(missing)}")
+    try:
+        port = int(data.get("port") or 5432)
+    except (TypeError, ValueError):
+        raise ConfigError("OPENMWAA_DB_SECRET has a port that is not a number") from None
+    dbname = data.get("dbname") or default_dbname
+    if not dbname:
+        raise ConfigError("OPENMWAA_DB_SECRET has no dbname and OPENMWAA_DB_NAME is not set")
+    return DatabaseSecret(
+        username=str(data["username"]),
+        password=str(data["password"]),
+        host=str(data["host"]),
+        port=port,
+        dbname=str(dbname),
+    )
+
+
+def sql_alchemy_conn(db: DatabaseSecret) -> str:
+    """SQLAlchemy URL of the metadata database (psycopg2 driver, credentials URL-quoted)."""
+    user = quote(db.username, safe="")
+    password = quote(db.password, safe="")
+    host = f"[{db.host}]" if ":" in db.host else db.host
+    return f"postgresql+psycopg2://{user}:{password}@{host}:{db.port}/{quote(db.dbname, safe='')}"
+
+
+def celery_result_backend(db: DatabaseSecret) -> str:
+    """Celery's database result backend URL on the metadata database."""
+    return "db+" + sql_alchemy_conn(db)
+
+
+def fernet_key(seed: str) -> str:
+    """Airflow's Fernet key derived from the random seed: url-safe base64 of SHA-256."""
+    if len(seed) < 32:
+        raise ConfigError("OPENMWAA_FERNET_SEED is shorter than 32 characters")
+    return base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()).decode()
+
+
+def predefined_queues(queue_name: str, queue_url: str) -> str:
+    """JSON of kombu's SQS ``predefined_queues``: the environment's queue, also as "default".
+
+    A predefined queue needs no sqs:ListQueues/CreateQueue. "default" (Airflow's own default
+    queue name) maps to the same queue so a DAG that names it still runs.
+    """
+    queues = {queue_name: {"url": queue_url}}
+    if queue_name != "default":
+        queues["default"] = {"url": queue_url}
+    return json.dumps(queues, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class AdminUser:
+    """The UI/API admin user from ``OPENMWAA_ADMIN_SECRET``."""
+
+    username: str
+    password: str
+
+
+def parse_admin_secret(raw: str) -> AdminUser:
+    """Parse ``{"username": ..., "password": ...}``."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ConfigError("OPENMWAA_ADMIN_SECRET is not valid JSON") from None
+    if not isinstance(data, dict) or not data.get("username") or not data.get("password"):
+        raise ConfigError("OPENMWAA_ADMIN_SECRET needs a username and a password")
+    return AdminUser(username=str(data["username"]), password=str(data["password"]))
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+def derived_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
+    """Protected ``AIRFLOW__*`` variables computed from the secrets and the queue variables."""
+    db = parse_db_secret(_required(env, "OPENMWAA_DB_SECRET"), env.get("OPENMWAA_DB_NAME"))
+    queue_url = _required(env, "OPENMWAA_CELERY_QUEUE_URL")
+    queue_name = _required(env, "OPENMWAA_CELERY_QUEUE_NAME")
+    settings = {
+        "database.sql_alchemy_conn": sql_alchemy_conn(db),
+        "celery.result_backend": celery_result_backend(db),
+        "core.fernet_key": fernet_key(_required(env, "OPENMWAA_FERNET_SEED")),
+        "celery_broker_transport_options.predefined_queues": predefined_queues(
+            queue_name, queue_url
+        ),
+        "celery_broker_transport_options.is_secure": str(queue_url.startswith("https://")),
+        "operators.default_queue": queue_name,
+        # SQS has no broadcast: Celery's remote control (pidbox) cannot work over it.
+        "celery.worker_enable_remote_control": "False",
+    }
+    _required(env, "AIRFLOW__API_AUTH__JWT_SECRET")
+    secret_key = _required(env, "AIRFLOW__API__SECRET_KEY")
+    if major < 3:
+        settings["webserver.secret_key"] = secret_key
+        settings["scheduler.standalone_dag_processor"] = "True"
+    return {env_name(k): v for k, v in settings.items()}
+
+
+def default_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
+    """openmwaa's defaults for the options the environment does not set."""
+    defaults = OPINIONATED_DEFAULTS if major >= 3 else OPINIONATED_DEFAULTS_AIRFLOW2
+    names = {env_name(k): v for k, v in defaults.items()}
+    return {k: v for k, v in names.items() if k not in env}
+
+
+def airflow_environment(env: Mapping[str, str], major: int) -> dict[str, str]:
+    """The environment to run Airflow with: ``env`` plus derived and default settings, minus
+    the raw secrets. Raises :class:`ConfigError` if a required variable is missing."""
+    result = dict(env)
+    result.update(default_settings(env, major))
+    result.update(derived_settings(env, major))
+    for name in RAW_SECRET_VARIABLES:
+        result.pop(name, None)
+    return result
+
+
+def filter_startup_exports(
+    before: Mapping[str, str], after: Mapping[str, str]
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """What a sourced startup.sh may change in the environment.
+
+    Returns ``(changes, removed, rejected)``: variables it added or changed, variables it
+    unset, and the names it may not touch (protected Airflow options, ``OPENMWAA_*``,
+    ``MWAA_*`` and ``AIRFLOW_HOME``), which are ignored.
+    """
+    changes: dict[str, str] = {}
+    removed: list[str] = []
+    rejected: list[str] = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new or name in _SHELL_NOISE:
+            continue
+        if _reserved(name):
+            rejected.append(name)
+        elif new is None:
+            removed.append(name)
+        else:
+            changes[name] = new
+    return changes, removed, rejected
+
+
+_SHELL_NOISE = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"})
+
+
+def _reserved(name: str) -> bool:
+    upper = name.upper()
+    return (
+        upper.startswith(("OPENMWAA_", "MWAA_"))
+        or upper == "AIRFLOW_HOME"
+        or is_protected_option(name)
+    )
+
+
+def airflow_command(component: str, major: int, api_port: str) -> list[str]:
+    """The Airflow CLI command of a component."""
+    if component == "scheduler":
+        return ["airflow", "scheduler"]
+    if component == "dag-processor":
+        return ["airflow", "dag-processor"]
+    if component == "triggerer":
+        return ["airflow", "triggerer"]
+    if component == "api-server":
+        if major < 3:
+            return ["airflow", "webserver", "--port", api_port]
+        return ["airflow", "api-server", "--port", api_port]
+    if component == "worker":
+        return ["airflow", "celery", "worker"]
+    raise ConfigError(f"OPENMWAA_COMPONENT must be one of {', '.join(COMPONENTS)}: {component!r}")
+
+
+def requirements_have_constraints(text: str) -> bool:
+    """True if a requirements file names its own constraints (``-c``/``--constraint``).
+
+    A commented-out constraint line counts too: it is how a user opts out of the default
+    constraints without supplying a file.
+    """
+    return any(re.search(r"(^|\s|#)(-c\s|--constraint[\s=])", line) for line in text.splitlines())
+
+
+def requirements_are_empty(text: str) -> bool:
+    """True if a requirements file has no line other than blanks and comments."""
+    return all(not line.strip() or line.strip().startswith("#") for line in text.splitlines())
+
+
+def default_constraints_url(airflow_version: str, python_version: str) -> str:
+    """Airflow's published constraints for a version and Python line."""
+    return (
+        "https://raw.githubusercontent.com/apache/airflow/"
+        f"constraints-{airflow_version}/constraints-{python_version}.txt"
+    )
+
+
+def local_constraints(installed: Mapping[str, str]) -> str:
+    """Constraints pinning every installed distribution (name -> version) at its version.
+
+    The fallback when no published constraints file can be read: user requirements may add
+    packages but never move one Airflow already runs on.
+    """
+    lines = [f"{name}=={version}" for name, version in sorted(installed.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,133 @@
+"""The container runtime (:mod:`openmwaa.runtime`) as a zip application in an environment variable.
+
+No custom image: every Airflow container runs the stock ``apache/airflow`` image with
+:data:`RUNTIME_ENTRY_POINT` and :data:`RUNTIME_COMMAND`, and carries the runtime in the plain
+environment variable ``OPENMWAA_RUNTIME`` (:func:`runtime_bundle_b64`). The command decodes it
+to ``/tmp/openmwaa-runtime.pyz`` and runs it with the image's Python.
+
+The zip holds the runtime's ``.py`` files as the package ``openmwaa_runtime`` and a top-level
+``__main__.py`` calling its bootstrap. Docstrings, comments and blank lines are left out to keep
+it small (an ECS task definition holds at most 64 KiB). It is deterministic (sorted entries,
+fixed timestamps and permissions, line-based stripping), so synthesis is too, and read from the
+installed package, so it works from a wheel.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import functools
+import importlib.resources
+import io
+import zipfile
+
+RUNTIME_ENV_VAR = "OPENMWAA_RUNTIME"
+"""The environment variable carrying the base64 zip."""
+
+RUNTIME_COMMAND: list[str] = [
+    "/bin/bash",
+    "-c",
+    "set -euo pipefail; printf '%s' \"$OPENMWAA_RUNTIME\" | base64 -d > /tmp/openmwaa-runtime.pyz;"
+    " exec python /tmp/openmwaa-runtime.pyz",
+]
+"""The container command of every Airflow container."""
+
+RUNTIME_ENTRY_POINT: list[str] = ["/usr/bin/dumb-init", "--"]
+"""The container entry point: the image's init (signal forwarding, zombie reaping) without
+the image's ``/entrypoint`` script, which would run ``airflow db check`` before the runtime
+configured the database and would turn ``/bin/bash`` into an Airflow subcommand."""
+
+BUNDLE_PACKAGE = "openmwaa_runtime"
+"""The runtime's package name inside the zip."""
+
+_SOURCE_PACKAGE = "openmwaa.runtime"
+_MAIN = f"from {BUNDLE_PACKAGE}.bootstrap import main\n\nraise SystemExit(main())\n"
+_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+
+
+def runtime_sources() -> dict[str, bytes]:
+    """The runtime's ``.py`` files (name -> content) from the installed package."""
+    root = importlib.resources.files(_SOURCE_PACKAGE)
+    return {
+        entry.name: entry.read_bytes()
+        for entry in root.iterdir()
+        if entry.is_file() and entry.name.endswith(".py")
+    }
+
+
+def strip_source(source: bytes) -> bytes:
+    """``source`` without docstrings, comment-only lines and blank lines.
+
+    Works on whole lines located with :mod:`ast` (never re-generates code), so the result does
+    not depend on the Python version building it. A docstring that is a body's only statement
+    becomes ``pass``; lines inside multi-line string literals are kept as they are.
+    """
+    tree = ast.parse(source)
+    lines = source.decode("utf-8").splitlines()
+    keep_verbatim: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant | ast.JoinedStr) and node.end_lineno:
+            keep_verbatim.update(range(node.lineno + 1, node.end_lineno + 1))
+    replaced: dict[int, str | None] = {}
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        for index, statement in enumerate(body):
+            if not _is_bare_string(statement, lines):
+                continue
+            first, last = statement.lineno, statement.end_lineno or statement.lineno
+            only = len(body) == 1 and index == 0
+            indent = lines[first - 1][: statement.col_offset]
+            replaced[first] = f"{indent}pass" if only else None
+            for number in range(first + 1, last + 1):
+                replaced[number] = None
+                keep_verbatim.discard(number)
+    out: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if number in replaced:
+            value = replaced[number]
+            if value is not None:
+                out.append(value)
+        elif number in keep_verbatim or (line.strip() and not line.lstrip().startswith("#")):
+            out.append(line)
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+def _is_bare_string(statement: ast.stmt, lines: list[str]) -> bool:
+    """A string-literal statement (docstring) standing alone on its lines."""
+    if not (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+        and statement.end_lineno is not None
+        and statement.end_col_offset is not None
+    ):
+        return False
+    first_line = lines[statement.lineno - 1]
+    last_line = lines[statement.end_lineno - 1]
+    return (
+        not first_line[: statement.col_offset].strip()
+        and not last_line[statement.end_col_offset :].strip()
+    )
+
+
+def build_bundle(sources: dict[str, bytes]) -> bytes:
+    """The zip application of ``sources`` (stripped, sorted, fixed timestamps, deflated)."""
+    members = {f"{BUNDLE_PACKAGE}/{name}": strip_source(data) for name, data in sources.items()}
+    members["__main__.py"] = _MAIN.encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            archive.writestr(info, members[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+@functools.cache
+def runtime_bundle_b64() -> str:
+    """The value of ``OPENMWAA_RUNTIME``: base64 of the runtime's zip application."""
+    return base64.b64encode(build_bundle(runtime_sources())).decode("ascii")

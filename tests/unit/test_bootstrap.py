@@ -1,0 +1,448 @@
+"""The bootstrap's steps and their order, with fake `airflow` and `python` executables.
+
+The fakes are shell scripts that record their arguments (and stdin) in a file, so these tests
+run the real subprocess handling, timeouts, startup.sh sourcing and signal forwarding without
+Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from openmwaa.runtime import bootstrap, config
+from openmwaa.runtime.bootstrap import FatalError, Settings
+from openmwaa.runtime.config import ConfigError
+
+from .test_bootstrap_config import contract_env
+
+FAKE_AIRFLOW = """#!/bin/bash
+echo "airflow $*" >> "$FAKE_CALLS"
+case "$1 $2" in
+  "users create") read -r p1; read -r p2; echo "stdin $p1 $p2" >> "$FAKE_CALLS"
+                  if [[ -f "$FAKE_CALLS.user" ]]; then echo "admin already exists in the db";
+                  else touch "$FAKE_CALLS.user"; echo created; fi ;;
+  "users reset-password") read -r p1; read -r p2; echo "stdin $p1 $p2" >> "$FAKE_CALLS" ;;
+  "db migrate") exit "${FAKE_MIGRATE_EXIT:-0}" ;;
+  "celery worker") trap 'echo "worker got TERM" >> "$FAKE_CALLS"; exit 0' TERM
+                   echo "worker STARTUP_SH_MARK=${STARTUP_SH_MARK:-}" >> "$FAKE_CALLS"
+                   touch "$FAKE_CALLS.worker"; sleep 30 & wait ;;
+esac
+"""
+
+FAKE_PYTHON = """#!/bin/bash
+echo "python $*" >> "$FAKE_CALLS"
+exit "${FAKE_PIP_EXIT:-0}"
+"""
+
+
+class ExecCalledError(Exception):
+    """Raised by the fake execvpe instead of replacing the test process."""
+
+    def __init__(self, file: str, args: list[str], env: dict[str, str]) -> None:
+        super().__init__(file)
+        self.args_ = args
+        self.env = env
+
+
+def fake_execvpe(file: str, args: list[str], env: dict[str, str]) -> NoReturn:
+    raise ExecCalledError(file, args, env)
+
+
+def _script(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A sync root, fake executables on PATH, and the contract's environment."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _script(bin_dir / "airflow", FAKE_AIRFLOW)
+    python = _script(bin_dir / "python", FAKE_PYTHON)
+    sync = tmp_path / "sync"
+    (sync / "dags").mkdir(parents=True)
+    calls = tmp_path / "calls.txt"
+    calls.touch()
+    env = contract_env(
+        OPENMWAA_SYNC_ROOT=str(sync),
+        OPENMWAA_AIRFLOW_VERSION="3.3.2",
+        OPENMWAA_CONSTRAINTS_URL="none",
+        PATH=f"{bin_dir}:/usr/bin:/bin",
+        FAKE_CALLS=str(calls),
+    )
+    monkeypatch.setattr(bootstrap, "ADMIN_USER_ATTEMPTS", 2)
+    monkeypatch.setattr(bootstrap.time, "sleep", lambda _s: None)
+    yield {"env": env, "sync": sync, "calls": calls, "python": python, "tmp": tmp_path}
+
+
+def calls(sandbox: dict[str, Any]) -> list[str]:
+    return sandbox["calls"].read_text().splitlines()
+
+
+def start(sandbox: dict[str, Any], component: str, **env: str) -> ExecCalledError:
+    with pytest.raises(ExecCalledError) as exec_info:
+        bootstrap.start(
+            {**sandbox["env"], "OPENMWAA_COMPONENT": component, **env},
+            python=sandbox["python"],
+            execvpe=fake_execvpe,
+            installed_airflow="3.3.2",
+        )
+    return exec_info.value
+
+
+def test_scheduler_migrates_then_execs_the_scheduler(sandbox: dict[str, Any]) -> None:
+    result = start(sandbox, "scheduler")
+
+    assert calls(sandbox) == ["airflow db migrate"]
+    assert result.args_ == ["airflow", "scheduler"]
+    assert result.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert "OPENMWAA_DB_SECRET" not in result.env
+
+
+@pytest.mark.parametrize("component", ["dag-processor", "triggerer"])
+def test_other_components_wait_for_migrations(sandbox: dict[str, Any], component: str) -> None:
+    result = start(sandbox, component)
+
+    assert calls(sandbox) == [
+        f"airflow db check-migrations --migration-wait-timeout {bootstrap.MIGRATION_TIMEOUT}"
+    ]
+    assert result.args_ == ["airflow", component]
+
+
+def test_api_server_creates_the_admin_user_with_the_password_on_stdin(
+    sandbox: dict[str, Any],
+) -> None:
+    result = start(sandbox, "api-server")
+
+    recorded = calls(sandbox)
+    assert recorded[1].startswith("airflow users create --username admin --role Admin")
+    assert "pw" not in recorded[1]
+    assert recorded[2] == "stdin pw pw"
+    assert result.args_ == ["airflow", "api-server", "--port", "8080"]
+    assert "OPENMWAA_ADMIN_SECRET" not in result.env
+
+
+def test_api_server_resets_the_password_of_an_existing_admin(sandbox: dict[str, Any]) -> None:
+    start(sandbox, "api-server")
+    sandbox["calls"].write_text("")
+
+    start(sandbox, "api-server")
+
+    assert "airflow users reset-password --username admin" in calls(sandbox)
+
+
+def test_admin_user_failure_is_not_fatal(sandbox: dict[str, Any]) -> None:
+    airflow = Path(sandbox["env"]["PATH"].split(":")[0]) / "airflow"
+    airflow.write_text(
+        FAKE_AIRFLOW.replace('case "$1 $2" in', '[[ "$1" == users ]] && exit 3\ncase "$1 $2" in')
+    )
+
+    result = start(sandbox, "api-server")
+
+    assert result.args_[:2] == ["airflow", "api-server"]
+
+
+def test_api_server_without_fab_creates_no_user(sandbox: dict[str, Any]) -> None:
+    start(
+        sandbox,
+        "api-server",
+        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple."
+        "simple_auth_manager.SimpleAuthManager",
+    )
+
+    assert not any("users" in line for line in calls(sandbox))
+
+
+def test_api_server_of_airflow_2_is_the_webserver(sandbox: dict[str, Any]) -> None:
+    with pytest.raises(ExecCalledError) as result:
+        bootstrap.start(
+            {**sandbox["env"], "OPENMWAA_COMPONENT": "api-server"},
+            python=sandbox["python"],
+            execvpe=fake_execvpe,
+            installed_airflow="2.11.2",
+        )
+
+    assert result.value.args_ == ["airflow", "webserver", "--port", "8080"]
+
+
+def test_startup_script_exports_reach_airflow_except_protected_ones(
+    sandbox: dict[str, Any],
+) -> None:
+    (sandbox["sync"] / "startup.sh").write_text(
+        'echo "component $MWAA_AIRFLOW_COMPONENT" >> "$FAKE_CALLS"\n'
+        "export STARTUP_SH_MARK=yes\n"
+        "export AIRFLOW__CORE__EXECUTOR=LocalExecutor\n"
+        "export AIRFLOW__CORE__PARALLELISM=7\n"
+        "unset AIRFLOW__CORE__LOAD_EXAMPLES\n"
+    )
+
+    result = start(sandbox, "scheduler", AIRFLOW__CORE__LOAD_EXAMPLES="False")
+
+    assert calls(sandbox)[0] == "component scheduler"
+    assert result.env["STARTUP_SH_MARK"] == "yes"
+    assert result.env["AIRFLOW__CORE__PARALLELISM"] == "7"
+    assert result.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert "AIRFLOW__CORE__LOAD_EXAMPLES" not in result.env
+
+
+def test_failing_startup_script_is_ignored(sandbox: dict[str, Any]) -> None:
+    (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=yes\nfalse\n")
+
+    result = start(sandbox, "scheduler")
+
+    assert "STARTUP_SH_MARK" not in result.env
+
+
+def test_startup_script_is_killed_at_its_time_limit(
+    sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(bootstrap, "STARTUP_SCRIPT_TIMEOUT", 1)
+    monkeypatch.setattr(bootstrap, "KILL_GRACE_SECONDS", 1.0)
+    (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=yes\nsleep 30\n")
+
+    with caplog.at_level(logging.ERROR):
+        result = start(sandbox, "scheduler")
+
+    assert "STARTUP_SH_MARK" not in result.env
+    assert "startup script killed after 1 s" in caplog.text
+
+
+def test_requirements_are_installed_with_constraints(sandbox: dict[str, Any]) -> None:
+    requirements = sandbox["sync"] / "requirements.txt"
+    requirements.write_text("boto3\n")
+    constraints = sandbox["tmp"] / "c.txt"
+    constraints.write_text("boto3==1.0\n")
+
+    start(sandbox, "scheduler", OPENMWAA_CONSTRAINTS_URL=str(constraints))
+
+    pip = calls(sandbox)[0].split()
+    assert pip[:4] == ["python", "-m", "pip", "install"]
+    assert pip[pip.index("-r") + 1] == str(requirements)
+    assert "-c" in pip
+
+
+def test_requirements_with_their_own_constraints_get_no_others(sandbox: dict[str, Any]) -> None:
+    (sandbox["sync"] / "requirements.txt").write_text("-c https://example.com/c.txt\nboto3\n")
+
+    start(sandbox, "scheduler", OPENMWAA_CONSTRAINTS_URL="file:///nonexistent")
+
+    assert "-c" not in calls(sandbox)[0].split()
+
+
+def test_empty_requirements_install_nothing(sandbox: dict[str, Any]) -> None:
+    (sandbox["sync"] / "requirements.txt").write_text("# nothing yet\n")
+
+    start(sandbox, "scheduler")
+
+    assert calls(sandbox) == ["airflow db migrate"]
+
+
+def test_failed_requirements_are_not_fatal(
+    sandbox: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    (sandbox["sync"] / "requirements.txt").write_text("nonexistent-package\n")
+
+    with caplog.at_level(logging.ERROR):
+        result = start(sandbox, "scheduler", FAKE_PIP_EXIT="1")
+
+    assert result.args_ == ["airflow", "scheduler"]
+    assert "requirements install failed (exit 1)" in caplog.text
+
+
+def test_failed_migration_is_fatal(sandbox: dict[str, Any]) -> None:
+    with pytest.raises(FatalError, match="airflow db migrate failed"):
+        bootstrap.start(
+            {**sandbox["env"], "FAKE_MIGRATE_EXIT": "1"},
+            python=sandbox["python"],
+            execvpe=fake_execvpe,
+            installed_airflow="3.3.2",
+        )
+
+
+def test_main_exits_non_zero_on_a_configuration_error(
+    sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**sandbox["env"]}
+    del env["OPENMWAA_DB_SECRET"]
+    monkeypatch.setattr(os, "environ", env)
+    monkeypatch.setattr(bootstrap.os, "umask", lambda _mask: 0)
+
+    assert bootstrap.main() == 78
+
+
+def test_fails_when_component_is_missing() -> None:
+    with pytest.raises(ConfigError, match="OPENMWAA_COMPONENT"):
+        bootstrap.read_settings({"OPENMWAA_SYNC_ROOT": "/x"}, "3.3.2")
+
+
+def test_worker_forwards_sigterm_to_celery_only_and_returns_its_code(
+    sandbox: dict[str, Any],
+) -> None:
+    (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=worker-mark\n")
+    started = Path(str(sandbox["calls"]) + ".worker")
+    seen: dict[str, Any] = {}
+
+    def monitor(stop: threading.Event, *, agent_uri: str | None) -> None:
+        seen["agent_uri"] = agent_uri
+        stop.wait(60)
+        seen["stopped"] = stop.is_set()
+
+    def terminate() -> None:
+        for _ in range(200):
+            if started.exists():
+                break
+            threading.Event().wait(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=terminate, daemon=True).start()
+    code = bootstrap.start(
+        {**sandbox["env"], "OPENMWAA_COMPONENT": "worker", "ECS_AGENT_URI": "http://agent"},
+        python=sandbox["python"],
+        execvpe=fake_execvpe,
+        monitor=monitor,
+        installed_airflow="3.3.2",
+    )
+
+    assert code == 0
+    assert "worker STARTUP_SH_MARK=worker-mark" in calls(sandbox)
+    assert "worker got TERM" in calls(sandbox)
+    assert seen["agent_uri"] == "http://agent"
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_worker_exit_code_is_celerys(sandbox: dict[str, Any]) -> None:
+    airflow = Path(sandbox["env"]["PATH"].split(":")[0]) / "airflow"
+    airflow.write_text('#!/bin/bash\n[[ "$1" == celery ]] && exit 3\nexit 0\n')
+
+    code = bootstrap.start(
+        {**sandbox["env"], "OPENMWAA_COMPONENT": "worker"},
+        python=sandbox["python"],
+        execvpe=fake_execvpe,
+        installed_airflow="3.3.2",
+    )
+
+    assert code == 3
+
+
+def test_load_monitor_finds_task_protection() -> None:
+    monitor = bootstrap.load_monitor()
+
+    assert monitor is not None
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("5.4.2", True), ("5.5.0", False), ("5.5.4", False), ("5.6.0rc1", False), (None, False)],
+)
+def test_kombu_needs_pycurl(version: str | None, expected: bool) -> None:
+    assert bootstrap.kombu_needs_pycurl(version) is expected
+
+
+def test_pycurl_is_installed_for_an_old_kombu(
+    sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bootstrap.importlib.metadata, "version", lambda _name: "5.4.2")
+    monkeypatch.setattr(bootstrap.importlib.util, "find_spec", lambda _name: None)
+    settings = bootstrap.read_settings({**sandbox["env"], "OPENMWAA_COMPONENT": "worker"}, "3.3.2")
+
+    bootstrap.ensure_pycurl(sandbox["env"], settings, sandbox["python"])
+
+    assert calls(sandbox)[0].split()[-1] == "pycurl"
+
+
+def test_fails_when_pycurl_cannot_be_installed(
+    sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bootstrap.importlib.metadata, "version", lambda _name: "5.4.2")
+    monkeypatch.setattr(bootstrap.importlib.util, "find_spec", lambda _name: None)
+    settings = bootstrap.read_settings({**sandbox["env"], "OPENMWAA_COMPONENT": "worker"}, "3.3.2")
+
+    with pytest.raises(FatalError, match="pycurl"):
+        bootstrap.ensure_pycurl(
+            {**sandbox["env"], "FAKE_PIP_EXIT": "1"}, settings, sandbox["python"]
+        )
+
+
+SETTINGS = Settings("worker", "3.3.2", 3, "3.12", "/sync", "8080")
+
+
+def test_constraint_sources_default_order() -> None:
+    sources = bootstrap.constraint_sources({}, SETTINGS, "/home/airflow/constraints.txt")
+
+    assert sources == [
+        "/home/airflow/constraints.txt",
+        config.default_constraints_url("3.3.2", "3.12"),
+        bootstrap.LOCAL_CONSTRAINTS,
+    ]
+
+
+def test_constraint_sources_explicit_url_then_local() -> None:
+    sources = bootstrap.constraint_sources(
+        {"OPENMWAA_CONSTRAINTS_URL": "https://mirror/c.txt"}, SETTINGS, "/image/c.txt"
+    )
+
+    assert sources == ["https://mirror/c.txt", bootstrap.LOCAL_CONSTRAINTS]
+
+
+@pytest.mark.parametrize("value", ["none", "NONE", ""])
+def test_constraint_sources_disabled(value: str) -> None:
+    assert bootstrap.constraint_sources({"OPENMWAA_CONSTRAINTS_URL": value}, SETTINGS, None) == []
+
+
+def test_unreadable_constraints_fall_back_to_the_installed_packages(tmp_path: Path) -> None:
+    env = {"OPENMWAA_CONSTRAINTS_URL": str(tmp_path / "missing.txt")}
+
+    path = bootstrap.prepare_constraints(env, SETTINGS, str(tmp_path))
+
+    assert path is not None
+    assert "pytest==" in Path(path).read_text()
+
+
+def test_parse_env_dump() -> None:
+    assert bootstrap.parse_env_dump(b"A=1\0B=x=y\0C=line1\nline2\0") == {
+        "A": "1",
+        "B": "x=y",
+        "C": "line1\nline2",
+    }
+
+
+def test_ld_preload() -> None:
+    assert bootstrap.ld_preload({}, "x86_64", lambda _p: True) == (
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
+    )
+    assert bootstrap.ld_preload({"LD_PRELOAD": "/x.so"}, "x86_64", lambda _p: True) is None
+    assert bootstrap.ld_preload({}, "aarch64", lambda _p: False) is None
+
+
+def test_exit_code_of_a_signalled_child() -> None:
+    assert bootstrap.exit_code(-15) == 143
+    assert bootstrap.exit_code(2) == 2
+
+
+def test_settings_report_the_installed_airflow(sandbox: dict[str, Any]) -> None:
+    settings = bootstrap.read_settings(
+        {**sandbox["env"], "OPENMWAA_AIRFLOW_VERSION": "3.3.1"}, "3.3.2"
+    )
+
+    assert (settings.airflow_version, settings.major) == ("3.3.2", 3)
+
+
+def test_admin_secret_parsed_before_it_is_dropped(sandbox: dict[str, Any]) -> None:
+    secret = json.dumps({"username": "ops", "password": "s3cret"})
+
+    start(sandbox, "api-server", OPENMWAA_ADMIN_SECRET=secret)
+
+    assert "stdin s3cret s3cret" in calls(sandbox)

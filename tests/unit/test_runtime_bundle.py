@@ -1,0 +1,114 @@
+"""The runtime as a zip application in OPENMWAA_RUNTIME (openmwaa.runtime_bundle)."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from openmwaa import runtime_bundle
+from openmwaa.runtime_bundle import build_bundle, runtime_bundle_b64, runtime_sources, strip_source
+
+MAX_BUNDLE_CHARS = 20_000
+"""Budget for OPENMWAA_RUNTIME: an ECS task definition holds at most 64 KiB in all."""
+
+
+def _zip() -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(base64.b64decode(runtime_bundle_b64())))
+
+
+def test_bundle_holds_the_runtime_package_and_a_main() -> None:
+    names = _zip().namelist()
+
+    assert names == sorted(names)
+    assert "__main__.py" in names
+    for module in ("__init__", "__main__", "bootstrap", "config"):
+        assert f"{runtime_bundle.BUNDLE_PACKAGE}/{module}.py" in names
+
+
+def test_bundle_takes_every_runtime_module() -> None:
+    sources = runtime_sources()
+    package = Path(runtime_bundle.__file__).parent / "runtime"
+
+    assert set(sources) == {p.name for p in package.glob("*.py")}
+
+
+def test_bundle_is_deterministic() -> None:
+    sources = runtime_sources()
+
+    assert build_bundle(sources) == build_bundle(dict(reversed(list(sources.items()))))
+    for info in _zip().infolist():
+        assert info.date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_bundle_stays_small() -> None:
+    assert len(runtime_bundle_b64()) < MAX_BUNDLE_CHARS
+
+
+def test_bundle_runs_and_reports_a_configuration_error(tmp_path: Path) -> None:
+    pyz = tmp_path / "runtime.pyz"
+    pyz.write_bytes(base64.b64decode(runtime_bundle_b64()))
+
+    result = subprocess.run(
+        [sys.executable, str(pyz)],
+        env={"PATH": "/usr/bin:/bin", "OPENMWAA_COMPONENT": "nonsense"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 78
+    assert "OPENMWAA_COMPONENT must be one of" in result.stdout
+
+
+def test_stripped_modules_compile_without_docstrings() -> None:
+    for name, source in runtime_sources().items():
+        tree = ast.parse(strip_source(source), filename=name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+                assert ast.get_docstring(node) is None, f"{name}: docstring left"
+
+
+def test_strip_source_keeps_code_and_multiline_strings() -> None:
+    source = b'''"""Module docstring."""
+# a comment
+
+X = """line one
+# not a comment
+
+line three"""
+
+
+def f():
+    """Only a docstring."""
+
+
+class C:
+    """Doc."""
+
+    y = 1  # trailing comment stays
+'''
+
+    stripped = strip_source(source).decode()
+
+    namespace: dict[str, object] = {}
+    exec(compile(stripped, "<stripped>", "exec"), namespace)
+    assert namespace["X"] == "line one\n# not a comment\n\nline three"
+    assert "Module docstring" not in stripped
+    assert "Only a docstring" not in stripped
+    assert "    pass" in stripped
+    assert "# a comment" not in stripped
+    assert "y = 1  # trailing comment stays" in stripped
+
+
+def test_runtime_command_decodes_the_variable_and_runs_it_with_python() -> None:
+    script = runtime_bundle.RUNTIME_COMMAND[2]
+
+    assert runtime_bundle.RUNTIME_COMMAND[:2] == ["/bin/bash", "-c"]
+    assert '"$OPENMWAA_RUNTIME" | base64 -d > /tmp/openmwaa-runtime.pyz' in script
+    assert script.endswith("exec python /tmp/openmwaa-runtime.pyz")
+    assert runtime_bundle.RUNTIME_ENTRY_POINT == ["/usr/bin/dumb-init", "--"]

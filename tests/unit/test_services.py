@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import aws_ecs as ecs
+from aws_cdk.assertions import Match
+
+from openmwaa.runtime_bundle import RUNTIME_ENTRY_POINT
+from openmwaa.services import AIRFLOW_COMMAND, RUNTIME_INSTALL_COMMAND
+from tests.conftest import template_of
+
+COMPONENT_SIZES = {  # mw1.small
+    "scheduler": ("1024", "2048"),
+    "dag-processor": ("1024", "2048"),
+    "triggerer": ("512", "1024"),
+    "api-server": ("512", "1024"),
+    "worker": ("1024", "2048"),
+}
+
+
+def task_definitions(template) -> dict[str, dict[str, Any]]:
+    """Airflow component name -> task definition properties."""
+    result = {}
+    for resource in template.find_resources("AWS::ECS::TaskDefinition").values():
+        props = resource["Properties"]
+        for container in props["ContainerDefinitions"]:
+            if container["Name"] != "openmwaa-runtime":
+                result[container["Name"]] = props
+    return result
+
+
+def container(template, name: str) -> dict[str, Any]:
+    for props in task_definitions(template).values():
+        for definition in props["ContainerDefinitions"]:
+            if definition["Name"] == name:
+                return definition
+    raise AssertionError(f"no container {name}")
+
+
+def env_of(definition: dict[str, Any]) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in definition["Environment"]}
+
+
+def test_services_one_task_definition_per_component_sized_by_class(default_template) -> None:
+    tasks = task_definitions(default_template)
+    assert set(tasks) == set(COMPONENT_SIZES)
+    for name, (cpu, memory) in COMPONENT_SIZES.items():
+        assert (tasks[name]["Cpu"], tasks[name]["Memory"]) == (cpu, memory), name
+        assert tasks[name]["RequiresCompatibilities"] == ["FARGATE"]
+
+
+def test_services_desired_counts_follow_props(default_template) -> None:
+    services = default_template.find_resources("AWS::ECS::Service")
+    counts = {
+        k.split("Services")[1].split("Service")[0]: v["Properties"].get("DesiredCount")
+        for k, v in services.items()
+    }
+    assert counts == {
+        "Scheduler": 2,
+        "DagProcessor": 1,
+        "Triggerer": 1,
+        "ApiServer": 2,
+        "Worker": None,
+    }
+
+
+def test_services_scheduler_count_is_configurable() -> None:
+    template_of(schedulers=4).has_resource_properties(
+        "AWS::ECS::Service", {"DesiredCount": 4, "ServiceName": Match.absent()}
+    )
+
+
+def test_services_cluster_has_container_insights(default_template) -> None:
+    default_template.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )
+
+
+def test_services_roll_back_failed_deployments(default_template) -> None:
+    for service in default_template.find_resources("AWS::ECS::Service").values():
+        config = service["Properties"]["DeploymentConfiguration"]
+        assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+        assert config["MinimumHealthyPercent"] == 100
+
+
+def test_services_run_in_private_subnets_with_the_environment_security_group(
+    default_template,
+) -> None:
+    for service in default_template.find_resources("AWS::ECS::Service").values():
+        network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert network["AssignPublicIp"] == "DISABLED"
+        [group] = network["SecurityGroups"]
+        assert group["Fn::GetAtt"][0].startswith("AirflowNetworkSecurityGroup")
+        assert all("PrivateSubnet" in s["Ref"] for s in network["Subnets"])
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENT_SIZES))
+def test_services_container_runs_the_runtime_from_the_stock_image(
+    default_template, name: str
+) -> None:
+    definition = container(default_template, name)
+    assert definition["Image"] == "apache/airflow:3.3.2-python3.12"
+    assert definition["EntryPoint"] == RUNTIME_ENTRY_POINT
+    assert definition["Command"] == AIRFLOW_COMMAND
+    assert env_of(definition)["OPENMWAA_COMPONENT"] == name
+    assert definition["DependsOn"] == [
+        {"ContainerName": "openmwaa-runtime", "Condition": "SUCCESS"}
+    ]
+
+
+def test_services_init_container_writes_the_runtime_and_exits(default_template) -> None:
+    runtime = container(default_template, "openmwaa-runtime")
+    assert runtime["Essential"] is False
+    assert runtime["Command"] == RUNTIME_INSTALL_COMMAND
+    assert len(env_of(runtime)["OPENMWAA_RUNTIME"]) > 1000
+    assert runtime["MountPoints"] == [
+        {"ContainerPath": "/opt/openmwaa", "SourceVolume": "openmwaa-runtime", "ReadOnly": False}
+    ]
+
+
+def test_services_mount_efs_read_only_over_tls_with_iam(default_template) -> None:
+    for props in task_definitions(default_template).values():
+        [efs] = [v for v in props["Volumes"] if v["Name"] == "airflow-sync"]
+        config = efs["EFSVolumeConfiguration"]
+        assert config["TransitEncryption"] == "ENABLED"
+        assert config["AuthorizationConfig"]["IAM"] == "ENABLED"
+    definition = container(default_template, "scheduler")
+    assert {
+        "ContainerPath": "/opt/airflow/sync",
+        "SourceVolume": "airflow-sync",
+        "ReadOnly": True,
+    } in (definition["MountPoints"])
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENT_SIZES))
+def test_services_secrets_are_ecs_secrets_never_plain_values(default_template, name: str) -> None:
+    definition = container(default_template, name)
+    secrets = {s["Name"] for s in definition["Secrets"]}
+    assert {
+        "OPENMWAA_DB_SECRET",
+        "OPENMWAA_FERNET_SEED",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+    } <= secrets
+    environment = env_of(definition)
+    assert not secrets & set(environment)
+    assert "resolve:secretsmanager" not in str(environment)
+    for secret in definition["Secrets"]:
+        assert "Ref" in secret["ValueFrom"] or "Fn::Join" in secret["ValueFrom"]
+
+
+def test_services_only_the_api_server_reads_the_admin_secret(default_template) -> None:
+    for name in COMPONENT_SIZES:
+        names = {s["Name"] for s in container(default_template, name)["Secrets"]}
+        assert ("OPENMWAA_ADMIN_SECRET" in names) == (name == "api-server"), name
+
+
+def test_services_configure_celery_over_the_environment_queue(default_template) -> None:
+    environment = env_of(container(default_template, "worker"))
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert environment["AIRFLOW__CELERY__BROKER_URL"] == "sqs://"
+    assert environment["OPENMWAA_CELERY_QUEUE_URL"]["Ref"].startswith("AirflowBrokerQueue")
+    assert environment["OPENMWAA_CELERY_QUEUE_NAME"]["Fn::GetAtt"][1] == "QueueName"
+    assert environment["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "5"
+
+
+def test_services_execution_api_points_at_the_cloud_map_name(default_template) -> None:
+    environment = env_of(container(default_template, "worker"))
+    assert environment["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
+        "http://api-server.openmwaa.airflow.internal:8080/execution/"
+    )
+    default_template.has_resource_properties(
+        "AWS::ServiceDiscovery::PrivateDnsNamespace", {"Name": "openmwaa.airflow.internal"}
+    )
+    default_template.has_resource_properties(
+        "AWS::ServiceDiscovery::Service",
+        {
+            "Name": "api-server",
+            "DnsConfig": Match.object_like({"DnsRecords": [{"TTL": 10, "Type": "A"}]}),
+        },
+    )
+
+
+def test_services_task_logs_go_to_the_task_log_group(default_template) -> None:
+    environment = env_of(container(default_template, "worker"))
+    assert environment["AIRFLOW__LOGGING__REMOTE_LOGGING"] == "True"
+    folder = str(environment["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"])
+    assert "cloudwatch://arn:" in folder and ":log-group:airflow-openmwaa-Task" in folder
+
+
+def test_services_secrets_backend_reads_the_mwaa_prefixes(default_template) -> None:
+    environment = env_of(container(default_template, "scheduler"))
+    assert environment["AIRFLOW__SECRETS__BACKEND"].endswith("SecretsManagerBackend")
+    assert (
+        '"connections_prefix": "airflow/connections"'
+        in environment["AIRFLOW__SECRETS__BACKEND_KWARGS"]
+    )
+
+
+def test_services_container_logs_go_to_mwaa_named_groups(default_template) -> None:
+    log = container(default_template, "dag-processor")["LogConfiguration"]
+    assert log["LogDriver"] == "awslogs"
+    assert log["Options"]["awslogs-group"]["Ref"].startswith("AirflowLogsDagProcessing")
+
+
+def test_services_worker_drains_for_120_seconds(default_template) -> None:
+    assert container(default_template, "worker")["StopTimeout"] == 120
+
+
+def test_services_configuration_options_become_environment_variables() -> None:
+    template = template_of(airflow_configuration_options={"core.parallelism": "64"})
+    assert env_of(container(template, "scheduler"))["AIRFLOW__CORE__PARALLELISM"] == "64"
+
+
+def test_services_log_levels_follow_logging_configuration() -> None:
+    from openmwaa import LoggingConfiguration, LogLevel, ModuleLogging
+
+    template = template_of(
+        logging_configuration=LoggingConfiguration(
+            scheduler=ModuleLogging(level=LogLevel.DEBUG),
+            dag_processing=ModuleLogging(enabled=False),
+        )
+    )
+    assert env_of(container(template, "scheduler"))["AIRFLOW__LOGGING__LOGGING_LEVEL"] == "DEBUG"
+    assert "LogConfiguration" not in container(template, "dag-processor")
+
+
+def test_services_micro_runs_every_component_in_one_task() -> None:
+    template = template_of(environment_class="mw1.micro")
+    template.resource_count_is("AWS::ECS::Service", 1)
+    [task] = template.find_resources("AWS::ECS::TaskDefinition").values()
+    names = [c["Name"] for c in task["Properties"]["ContainerDefinitions"]]
+    assert sorted(names) == sorted([*COMPONENT_SIZES, "openmwaa-runtime"])
+    assert (task["Properties"]["Cpu"], task["Properties"]["Memory"]) == ("1024", "3072")
+
+
+def test_services_accept_a_custom_image() -> None:
+    template = template_of(image=ecs.ContainerImage.from_registry("example.com/airflow:custom"))
+    assert container(template, "worker")["Image"] == "example.com/airflow:custom"
+
+
+def test_services_workers_may_run_on_fargate_spot() -> None:
+    template = template_of(worker_fargate_spot=True)
+    template.has_resource_properties(
+        "AWS::ECS::Service",
+        {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]},
+    )
+
+
+def test_services_shell_access_is_off_by_default_and_can_be_enabled(default_template) -> None:
+    for service in default_template.find_resources("AWS::ECS::Service").values():
+        assert service["Properties"]["EnableExecuteCommand"] is False
+    template_of(enable_execute_command=True).has_resource_properties(
+        "AWS::ECS::Service", {"EnableExecuteCommand": True}
+    )
+
+
+def test_services_airflow_2_uses_the_webserver_health_path_and_no_execution_api() -> None:
+    template = template_of(airflow_version="2.11.2")
+    assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" not in env_of(container(template, "worker"))
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health"}
+    )
