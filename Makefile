@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY := false
 
-.PHONY: install synth test test-unit test-e2e lint typecheck example bench wheel clean
+.PHONY: install system-deps synth test test-unit test-e2e lint example bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ $(NODE_STAMP): package.json $(STAMP)
 
 install: $(STAMP) $(NODE_STAMP)
 
+# The end-to-end test starts a throwaway PostgreSQL server from the machine's binaries.
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
 synth: install
 	npx --no-install cdk synth --quiet --output cdk.out
 
@@ -35,13 +40,13 @@ lint: $(STAMP)
 	$(BIN)/mypy constructs/openmwaa app.py
 	cd lambdas && ../$(BIN)/mypy --config-file ../pyproject.toml $$(ls -d */ | tr -d /)
 
-test: install lint
+test: install system-deps lint
 	$(BIN)/pytest -q
 
 test-unit: install
 	$(BIN)/pytest -q -m "not e2e"
 
-test-e2e: install
+test-e2e: install system-deps
 	$(BIN)/pytest -q -m e2e
 
 example: install

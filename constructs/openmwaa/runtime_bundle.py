@@ -1,9 +1,10 @@
 """The container runtime (:mod:`openmwaa.runtime`) as a zip application in an environment variable.
 
-No custom image: every Airflow container runs the stock ``apache/airflow`` image with
-:data:`RUNTIME_ENTRY_POINT` and :data:`RUNTIME_COMMAND`, and carries the runtime in the plain
-environment variable ``OPENMWAA_RUNTIME`` (:func:`runtime_bundle_b64`). The command decodes it
-to ``/tmp/openmwaa-runtime.pyz`` and runs it with the image's Python.
+No custom image: every task runs the stock ``apache/airflow`` image. Its init container
+carries the runtime in the plain environment variable ``OPENMWAA_RUNTIME``
+(:func:`runtime_bundle_b64`) and decodes it into a task volume; the Airflow containers run it
+with the image's Python behind :data:`RUNTIME_ENTRY_POINT` (see ``services.py``). Once per
+task, not once per container: five copies would not fit mw1.micro's single task definition.
 
 The zip holds the runtime's ``.py`` files as the package ``openmwaa_runtime`` and a top-level
 ``__main__.py`` calling its bootstrap. Docstrings, comments and blank lines are left out to keep
@@ -23,14 +24,6 @@ import zipfile
 
 RUNTIME_ENV_VAR = "OPENMWAA_RUNTIME"
 """The environment variable carrying the base64 zip."""
-
-RUNTIME_COMMAND: list[str] = [
-    "/bin/bash",
-    "-c",
-    "set -euo pipefail; printf '%s' \"$OPENMWAA_RUNTIME\" | base64 -d > /tmp/openmwaa-runtime.pyz;"
-    " exec python /tmp/openmwaa-runtime.pyz",
-]
-"""The container command of every Airflow container."""
 
 RUNTIME_ENTRY_POINT: list[str] = ["/usr/bin/dumb-init", "--"]
 """The container entry point: the image's init (signal forwarding, zombie reaping) without

@@ -18,36 +18,29 @@ from aws_cdk import Token
 
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .props import WebserverAccessMode
+from .runtime import PROTECTED_OPTIONS, is_protected_option
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
 ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
 CONFIG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
-PROTECTED_CONFIGURATION_OPTIONS: frozenset[str] = frozenset(
-    {
-        "core.executor",
-        "core.fernet_key",
-        "core.dags_folder",
-        "core.plugins_folder",
-        "core.execution_api_server_url",
-        "database.sql_alchemy_conn",
-        "celery.broker_url",
-        "celery.result_backend",
-        "celery.celery_config_options",
-        "celery_broker_transport_options.predefined_queues",
-        "api.secret_key",
-        "api_auth.jwt_secret",
-        "webserver.secret_key",
-        "logging.remote_logging",
-        "logging.remote_base_log_folder",
-        "logging.remote_log_conn_id",
-        "secrets.backend",
-        "metrics.statsd_host",
-        "metrics.statsd_port",
-    }
+VALIDATION_ONLY_PROTECTED_OPTIONS: frozenset[str] = frozenset(
+    {"secrets.backend", "metrics.statsd_host", "metrics.statsd_port"}
+)
+"""Keys the construct owns on top of the runtime's (the secrets backend it wires in, and the
+StatsD target, reserved for a metrics sidecar as MWAA reserves it)."""
+
+PROTECTED_CONFIGURATION_OPTIONS: frozenset[str] = (
+    PROTECTED_OPTIONS | VALIDATION_ONLY_PROTECTED_OPTIONS
 )
 """Configuration keys the environment owns; like MWAA's reserved options, users cannot
-override them because a different value would disconnect Airflow from its own resources."""
+override them (nor their `_cmd`/`_secret` variants) because a different value would
+disconnect Airflow from its own resources."""
+
+
+def is_protected(option: str) -> bool:
+    """True for a protected key or its `_cmd`/`_secret` variant."""
+    return is_protected_option(option) or option in VALIDATION_ONLY_PROTECTED_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -199,7 +192,7 @@ def check_configuration_options(s: EnvironmentSettings) -> list[str]:
                 f"airflow_configuration_options: key {key!r} is malformed; allowed: "
                 "'section.key' in lower case, e.g. 'core.parallelism'"
             )
-        elif key in PROTECTED_CONFIGURATION_OPTIONS:
+        elif is_protected(key):
             problems.append(
                 f"airflow_configuration_options: key {key!r} is owned by the environment; "
                 f"allowed: any key except {', '.join(sorted(PROTECTED_CONFIGURATION_OPTIONS))}"

@@ -197,6 +197,15 @@ def test_startup_script_exports_reach_airflow_except_protected_ones(
     assert "AIRFLOW__CORE__LOAD_EXAMPLES" not in result.env
 
 
+def test_startup_script_may_end_with_exit_0(sandbox: dict[str, Any]) -> None:
+    (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=yes\nset -- x y\nexit 0\n")
+
+    result = start(sandbox, "scheduler")
+
+    assert result.env["STARTUP_SH_MARK"] == "yes"
+    assert result.env["PATH"] == sandbox["env"]["PATH"]
+
+
 def test_failing_startup_script_is_ignored(sandbox: dict[str, Any]) -> None:
     (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=yes\nfalse\n")
 

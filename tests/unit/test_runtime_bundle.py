@@ -105,10 +105,5 @@ class C:
     assert "y = 1  # trailing comment stays" in stripped
 
 
-def test_runtime_command_decodes_the_variable_and_runs_it_with_python() -> None:
-    script = runtime_bundle.RUNTIME_COMMAND[2]
-
-    assert runtime_bundle.RUNTIME_COMMAND[:2] == ["/bin/bash", "-c"]
-    assert '"$OPENMWAA_RUNTIME" | base64 -d > /tmp/openmwaa-runtime.pyz' in script
-    assert script.endswith("exec python /tmp/openmwaa-runtime.pyz")
+def test_runtime_entry_point_is_the_images_init_without_its_entrypoint_script() -> None:
     assert runtime_bundle.RUNTIME_ENTRY_POINT == ["/usr/bin/dumb-init", "--"]

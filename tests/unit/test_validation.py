@@ -137,6 +137,18 @@ def test_fails_when_configuration_key_is_protected(key: str) -> None:
     assert "owned by the environment" in problem and repr(key) in problem
 
 
+@pytest.mark.parametrize("key", ["database.sql_alchemy_conn_cmd", "core.fernet_key_secret"])
+def test_fails_when_configuration_key_is_a_command_or_secret_variant_of_a_protected_key(
+    key: str,
+) -> None:
+    [problem] = problems(airflow_configuration_options={key: "x"})
+    assert "owned by the environment" in problem
+
+
+def test_configuration_key_near_a_protected_one_is_allowed() -> None:
+    assert problems(airflow_configuration_options={"core.parallelism": "8"}) == []
+
+
 def test_fails_when_configuration_value_is_not_a_string() -> None:
     [problem] = problems(airflow_configuration_options={"core.parallelism": 64})
     assert "value of 'core.parallelism' is int" in problem

@@ -231,8 +231,11 @@ def run_startup_script(path: str, env: Mapping[str, str], component: str) -> dic
     os.close(fd)
     try:
         LOG.info("running startup script %s (limit %d s)", path, STARTUP_SCRIPT_TIMEOUT)
-        cmd = ["/bin/bash", "-c", 'source "$1" 1>&2 && env -0 > "$2"', "startup.sh", path, dump]
-        code, _ = run(cmd, script_env, STARTUP_SCRIPT_TIMEOUT)
+        # The EXIT trap dumps the environment even if the script ends with `exit`.
+        script = f'trap "env -0 > {dump}" EXIT; source "$1" 1>&2'
+        code, _ = run(
+            ["/bin/bash", "-c", script, "startup.sh", path], script_env, STARTUP_SCRIPT_TIMEOUT
+        )
         if code is None:
             LOG.error(
                 "startup script killed after %d s; its exports are ignored", STARTUP_SCRIPT_TIMEOUT
@@ -245,6 +248,9 @@ def run_startup_script(path: str, env: Mapping[str, str], component: str) -> dic
             after = parse_env_dump(f.read())
     finally:
         os.unlink(dump)
+    if not after:
+        LOG.error("startup script left no environment to read; its exports are ignored")
+        return dict(env)
     changes, removed, rejected = config.filter_startup_exports(script_env, after)
     for name in rejected:
         LOG.warning("startup script may not change %s: ignored", name)

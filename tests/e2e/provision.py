@@ -1,0 +1,401 @@
+"""Create a template's resources locally (moto, PostgreSQL) and turn its Airflow containers
+into processes' command lines and environments.
+
+:func:`provision` stands in for CloudFormation: it creates on moto the queue, secrets, log
+groups and buckets the template declares, makes the database secret point at the local
+PostgreSQL (as Aurora's secret attachment does), and returns a :class:`~cfn.Resolver` that
+knows nothing else. :func:`launch_spec` stands in for ECS: it resolves a container's command,
+environment and secrets, then applies the local substitutions listed in
+:data:`LOCAL_SUBSTITUTIONS`, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .cfn import (
+    ContainerSpec,
+    Resolver,
+    TaskSpec,
+    UnresolvableError,
+    parse_secret_reference,
+    resources_of_type,
+)
+from .localenv import LocalPostgres
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+IMAGE_ENTRY_POINT = "/usr/bin/dumb-init"
+
+LOCAL_SUBSTITUTIONS = """\
+What the test changes in each container, and why (everything else is the template's):
+
+1. Entry point: /usr/bin/dumb-init (the stock image's init) -> the dumb-init installed in the
+   Airflow venv from PyPI: the same program.
+2. Image environment (the image's ENV, not the template): PATH starts with the Airflow venv's
+   bin (the image's /home/airflow/.local/bin), AIRFLOW_HOME and HOME are per-container
+   temporary directories (the image's /opt/airflow, /home/airflow), DUMB_INIT_SETSID=1 and
+   LANG=C.UTF-8 as in the image.
+3. File systems: each volume's container path, in the command and the environment, becomes
+   a local directory: the EFS volume (the DAG sync root) one shared directory, other task
+   volumes (the runtime's) a directory per task. OPENMWAA_SYNC_ROOT must be where the EFS
+   volume is mounted. Containers other tasks depend on (the runtime's init container) run to
+   completion first, as ECS's DependsOn says.
+4. AWS: AWS_ENDPOINT_URL points every AWS client at the moto server, with fake credentials
+   (on ECS they come from the task role).
+5. Network: the api-server's Cloud Map name in AIRFLOW__CORE__EXECUTION_API_SERVER_URL
+   becomes 127.0.0.1, and its port (OPENMWAA_API_SERVER_PORT) a free local port; the
+   worker's and triggerer's log-serving ports become free ports (on ECS each task has its
+   own network namespace; here all share one).
+6. ECS secrets: ValueFrom is read from moto's Secrets Manager with ECS's rules (whole
+   secret, or one JSON key with ARN:key::).
+"""
+
+
+def generate_secret_string(spec: Mapping[str, Any], rng: random.Random) -> str:
+    """A value for ``GenerateSecretString``, honouring its character rules."""
+    punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+    chars = ""
+    if not spec.get("ExcludeLowercase"):
+        chars += string.ascii_lowercase
+    if not spec.get("ExcludeUppercase"):
+        chars += string.ascii_uppercase
+    if not spec.get("ExcludeNumbers"):
+        chars += string.digits
+    if not spec.get("ExcludePunctuation"):
+        chars += punctuation
+    if spec.get("IncludeSpace"):
+        chars += " "
+    excluded = set(spec.get("ExcludeCharacters", ""))
+    chars = "".join(c for c in chars if c not in excluded)
+    length = int(spec.get("PasswordLength", 32))
+    value = "".join(rng.choice(chars) for _ in range(length))
+    key = spec.get("GenerateStringKey")
+    if key:
+        data = json.loads(spec.get("SecretStringTemplate", "{}"))
+        data[key] = value
+        return json.dumps(data)
+    return value
+
+
+@dataclass
+class Provisioned:
+    """What :func:`provision` created."""
+
+    resolver: Resolver
+    secret_values: dict[str, str]  # secret ARN -> secret string
+    queue_urls: dict[str, str]  # logical ID -> URL
+    log_groups: dict[str, str]  # logical ID -> name
+    database_secret_arn: str
+
+
+def provision(template: Mapping[str, Any], session: Any, postgres: LocalPostgres) -> Provisioned:
+    """Create the template's queues, secrets, log groups and buckets on moto (``session`` is
+    a boto3 session whose clients reach moto)."""
+    rng = random.Random(20251124)
+    resolver = Resolver(
+        pseudo={
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": "OpenMwaa",
+        },
+        types={k: v.get("Type", "") for k, v in template.get("Resources", {}).items()},
+    )
+    sqs = session.client("sqs")
+    logs = session.client("logs")
+    s3 = session.client("s3")
+    secretsmanager = session.client("secretsmanager")
+
+    queue_urls: dict[str, str] = {}
+    for logical_id, resource in resources_of_type(template, "AWS::SQS::Queue").items():
+        props = resource.get("Properties", {})
+        name = props.get("QueueName") or f"openmwaa-{logical_id}"[:80]
+        attributes = {"VisibilityTimeout": str(props.get("VisibilityTimeout", 30))}
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        queue_urls[logical_id] = url
+        resolver.refs[logical_id] = url
+        resolver.attributes[(logical_id, "QueueUrl")] = url
+        resolver.attributes[(logical_id, "QueueName")] = name
+        resolver.attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+
+    log_groups: dict[str, str] = {}
+    for logical_id, resource in resources_of_type(template, "AWS::Logs::LogGroup").items():
+        props = resource.get("Properties", {})
+        name = resolver.resolve(props["LogGroupName"]) if "LogGroupName" in props else logical_id
+        logs.create_log_group(logGroupName=name)
+        log_groups[logical_id] = name
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
+        )
+
+    for logical_id, resource in resources_of_type(template, "AWS::S3::Bucket").items():
+        props = resource.get("Properties", {})
+        name = props.get("BucketName") or f"openmwaa-{logical_id.lower()}"[:63]
+        s3.create_bucket(Bucket=name)
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+        resolver.attributes[(logical_id, "DomainName")] = f"{name}.s3.amazonaws.com"
+
+    clusters: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in resources_of_type(template, "AWS::RDS::DBCluster").items():
+        props = resource.get("Properties", {})
+        identifier = props.get("DBClusterIdentifier") or logical_id.lower()
+        clusters[logical_id] = props
+        resolver.refs[logical_id] = identifier
+        resolver.attributes[(logical_id, "Endpoint.Address")] = "127.0.0.1"
+        resolver.attributes[(logical_id, "Endpoint.Port")] = str(postgres.port)
+
+    # Aurora's secret attachment: the secret of a DB cluster gets its connection details.
+    attachments = resources_of_type(template, "AWS::SecretsManager::SecretTargetAttachment")
+    database_secrets: dict[str, str] = {}  # secret logical ID -> cluster logical ID
+    for resource in attachments.values():
+        props = resource["Properties"]
+        if props.get("TargetType") == "AWS::RDS::DBCluster":
+            database_secrets[props["SecretId"]["Ref"]] = props["TargetId"]["Ref"]
+
+    secret_values: dict[str, str] = {}
+    database_secret_arn = ""
+    for logical_id, resource in resources_of_type(template, "AWS::SecretsManager::Secret").items():
+        props = resource.get("Properties", {})
+        if "GenerateSecretString" in props:
+            value = generate_secret_string(props["GenerateSecretString"], rng)
+        elif "SecretString" in props:
+            value = resolver.resolve(props["SecretString"])
+        else:
+            raise UnresolvableError(
+                f"secret {logical_id} has neither GenerateSecretString nor SecretString"
+            )
+        if logical_id in database_secrets:
+            cluster_id = database_secrets[logical_id]
+            data = json.loads(value)
+            dbname = clusters[cluster_id].get("DatabaseName", "postgres")
+            postgres.create_login(data["username"], data["password"], dbname)
+            data.update(
+                {
+                    "engine": "postgres",
+                    "host": "127.0.0.1",
+                    "port": postgres.port,
+                    "dbClusterIdentifier": resolver.refs[cluster_id],
+                }
+            )
+            value = json.dumps(data)
+        name = props.get("Name") or f"openmwaa/{logical_id}"
+        arn = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
+        secret_values[arn] = value
+        resolver.refs[logical_id] = arn
+        if logical_id in database_secrets:
+            database_secret_arn = arn
+
+    for logical_id, resource in attachments.items():
+        resolver.refs[logical_id] = resolver.resolve(resource["Properties"]["SecretId"])
+
+    for logical_id in resources_of_type(template, "AWS::ServiceDiscovery::PrivateDnsNamespace"):
+        resolver.attributes[(logical_id, "Id")] = f"ns-{logical_id}"
+        resolver.refs[logical_id] = f"ns-{logical_id}"
+    for logical_id in resources_of_type(template, "AWS::ServiceDiscovery::Service"):
+        arn = f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/srv-{logical_id}"
+        resolver.attributes[(logical_id, "Arn")] = arn
+        resolver.attributes[(logical_id, "Id")] = f"srv-{logical_id}"
+
+    return Provisioned(
+        resolver=resolver,
+        secret_values=secret_values,
+        queue_urls=queue_urls,
+        log_groups=log_groups,
+        database_secret_arn=database_secret_arn,
+    )
+
+
+def secret_value(value_from: str, secret_values: Mapping[str, str]) -> str:
+    """What ECS injects for a ``ValueFrom``: the secret, or one top-level JSON key of it."""
+    reference = parse_secret_reference(value_from)
+    if reference.secret_arn not in secret_values:
+        raise UnresolvableError(f"ValueFrom names no secret of the template: {value_from!r}")
+    if reference.version_id or reference.version_stage not in (None, "AWSCURRENT"):
+        raise UnresolvableError(
+            f"ValueFrom pins a version the test does not emulate: {value_from!r}"
+        )
+    text = secret_values[reference.secret_arn]
+    if reference.json_key is None:
+        return text
+    data = json.loads(text)
+    if reference.json_key not in data:
+        raise UnresolvableError(f"ValueFrom names a missing JSON key: {value_from!r}")
+    value = data[reference.json_key]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def cloud_map_names(template: Mapping[str, Any]) -> set[str]:
+    """``<service>.<namespace>`` of every Cloud Map service in the template."""
+    namespaces = {
+        logical_id: resource["Properties"]["Name"]
+        for logical_id, resource in resources_of_type(
+            template, "AWS::ServiceDiscovery::PrivateDnsNamespace"
+        ).items()
+    }
+    names = set()
+    for resource in resources_of_type(template, "AWS::ServiceDiscovery::Service").values():
+        props = resource["Properties"]
+        namespace_ref = props.get("NamespaceId") or props.get("DnsConfig", {}).get("NamespaceId")
+        target = None
+        if isinstance(namespace_ref, dict):
+            if "Fn::GetAtt" in namespace_ref:
+                target = namespace_ref["Fn::GetAtt"][0]
+            elif "Ref" in namespace_ref:
+                target = namespace_ref["Ref"]
+        if target in namespaces:
+            names.add(f"{props['Name']}.{namespaces[target]}")
+    return names
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """A container as a local process: argv, environment, and the template's environment."""
+
+    container: str
+    component: str | None
+    argv: list[str]
+    env: dict[str, str]
+    template_env: dict[str, str]
+    cwd: Path
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    """The test's stand-ins for the task's file systems and ports."""
+
+    airflow_venv: Path
+    sync_root: Path
+    work_dir: Path
+    moto_endpoint: str
+    api_port: int
+    worker_log_port: int
+    trigger_log_port: int
+
+
+def volume_dirs(task: TaskSpec, paths: LocalPaths) -> dict[str, Path]:
+    """A local directory per volume of a task: the shared sync root for EFS volumes (every
+    task mounts the same access point), a fresh directory per task for the others."""
+    dirs = {}
+    for name, is_efs in task.volumes.items():
+        if is_efs:
+            dirs[name] = paths.sync_root
+        else:
+            dirs[name] = paths.work_dir / task.logical_id / "volumes" / name
+            dirs[name].mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def _remap(value: str, mounts: Mapping[str, Path]) -> str:
+    for container_path in sorted(mounts, key=len, reverse=True):
+        pattern = re.escape(container_path) + r"(?=/|$|[\s;'\"])"
+        value = re.sub(pattern, lambda _m, p=container_path: str(mounts[p]), value)
+    return value
+
+
+def launch_spec(
+    task: TaskSpec,
+    spec: ContainerSpec,
+    provisioned: Provisioned,
+    template: Mapping[str, Any],
+    paths: LocalPaths,
+    volumes: Mapping[str, Path],
+) -> LaunchSpec:
+    """Resolve a container and apply :data:`LOCAL_SUBSTITUTIONS`."""
+    resolver = provisioned.resolver
+    component = spec.component
+    label = f"{task.logical_id}/{spec.name}"
+    if spec.command is None:
+        raise AssertionError(f"{label}: the container has no Command")
+    mounts: dict[str, Path] = {}
+    for mount in spec.mount_points:
+        if mount.source_volume not in volumes:
+            raise AssertionError(f"{label}: mounts unknown volume {mount.source_volume!r}")
+        mounts[mount.container_path] = volumes[mount.source_volume]
+    command = resolver.resolve_list(spec.command)
+    entry_point = resolver.resolve_list(spec.entry_point) if spec.entry_point else []
+    if entry_point and entry_point[0] == IMAGE_ENTRY_POINT:
+        entry_point = [str(paths.airflow_venv / "bin" / "dumb-init"), *entry_point[1:]]
+    elif entry_point:
+        raise AssertionError(f"{label}: unexpected entry point {entry_point}")
+    template_env = {name: resolver.resolve(value) for name, value in spec.environment.items()}
+    secrets = {
+        name: secret_value(resolver.resolve(value), provisioned.secret_values)
+        for name, value in spec.secrets.items()
+    }
+
+    home = paths.work_dir / task.logical_id / spec.name
+    (home / "airflow").mkdir(parents=True, exist_ok=True)
+    (home / "home").mkdir(parents=True, exist_ok=True)
+    env = {
+        # 2. the image's environment
+        "PATH": f"{paths.airflow_venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "HOME": str(home / "home"),
+        "DUMB_INIT_SETSID": "1",
+        "LANG": "C.UTF-8",
+        **template_env,
+        **secrets,
+    }
+    # 3. file systems: every volume's container path -> its local directory
+    argv = [_remap(arg, mounts) for arg in [*entry_point, *command]]
+    for name in template_env:
+        env[name] = _remap(env[name], mounts)
+    if component is not None:
+        sync_root = template_env.get("OPENMWAA_SYNC_ROOT", "")
+        efs_paths = [
+            m.container_path for m in spec.mount_points if task.volumes.get(m.source_volume)
+        ]
+        if sync_root not in efs_paths:
+            raise AssertionError(
+                f"{label}: OPENMWAA_SYNC_ROOT={sync_root!r} is not where an EFS volume is "
+                f"mounted ({efs_paths})"
+            )
+    # 4. AWS
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": paths.moto_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+    )
+    # 5. network
+    execution_url = template_env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL")
+    if execution_url is not None:
+        parts = urlsplit(execution_url)
+        names = cloud_map_names(template)
+        if parts.hostname not in names:
+            raise AssertionError(
+                f"{label}: execution API host {parts.hostname!r} is none of the template's "
+                f"Cloud Map names {sorted(names)}"
+            )
+        if str(parts.port) != template_env.get("OPENMWAA_API_SERVER_PORT", "8080"):
+            raise AssertionError(
+                f"{label}: execution API port {parts.port} is not the api-server's"
+            )
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = urlunsplit(
+            parts._replace(netloc=f"127.0.0.1:{paths.api_port}")
+        )
+    if component is not None:
+        env["OPENMWAA_API_SERVER_PORT"] = str(paths.api_port)
+        env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(paths.worker_log_port)
+        env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(paths.trigger_log_port)
+    return LaunchSpec(
+        container=spec.name,
+        component=component,
+        argv=argv,
+        env=env,
+        template_env=template_env,
+        cwd=home / "airflow",
+    )

@@ -1,0 +1,115 @@
+"""End to end: the synthesized task definitions boot a working Airflow on this machine.
+
+Every component (scheduler, dag-processor, triggerer, api-server, Celery worker) runs from its
+container definition's entry point, command, environment and secrets: the runtime bundle in
+``OPENMWAA_RUNTIME``, the bootstrap, Airflow from PyPI, a throwaway PostgreSQL as the metadata
+database, moto as SQS (the Celery broker), Secrets Manager, CloudWatch Logs and S3. What the
+test changes is listed in tests/e2e/provision.py (``LOCAL_SUBSTITUTIONS``): paths, ports,
+the AWS endpoint. A wrong command, variable or secret reference in the template makes a
+component fail to start, and the test fail with its log.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.parse
+from typing import Any
+
+import pytest
+
+from .conftest import AirflowUnderTest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+HELLO = "openmwaa_e2e_hello"
+SLEEP = "openmwaa_e2e_sleep"
+
+
+def _trigger(airflow: AirflowUnderTest, dag_id: str) -> str:
+    airflow.wait_for(
+        f"DAG {dag_id} to be parsed",
+        lambda: airflow.request("GET", f"/api/v2/dags/{dag_id}"),
+        timeout=180,
+    )
+    run = airflow.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+    run_id: str = run["dag_run_id"]
+    return run_id
+
+
+def _run_path(dag_id: str, run_id: str) -> str:
+    return f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+
+
+def _wait_for_run(airflow: AirflowUnderTest, dag_id: str, run_id: str, timeout: float) -> str:
+    def finished() -> str | None:
+        state: str = airflow.request("GET", _run_path(dag_id, run_id))["state"]
+        return state if state in ("success", "failed") else None
+
+    state: str = airflow.wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout)
+    return state
+
+
+def _task_instance(airflow: AirflowUnderTest, dag_id: str, run_id: str, task: str) -> Any:
+    return airflow.request("GET", f"{_run_path(dag_id, run_id)}/taskInstances/{task}")
+
+
+def test_dag_runs_on_a_celery_worker_and_logs_to_cloudwatch(airflow: AirflowUnderTest) -> None:
+    run_id = _trigger(airflow, HELLO)
+
+    state = _wait_for_run(airflow, HELLO, run_id, timeout=300)
+
+    assert state == "success", airflow.diagnostics()
+    instance = _task_instance(airflow, HELLO, run_id, "hello")
+    assert instance["queue"] == airflow.queue_name
+    assert instance["executor"] in (None, "CeleryExecutor")
+    assert "Task execute_workload" in airflow.processes["worker"].log_text()
+    stream = f"dag_id={HELLO}/run_id={run_id}/task_id=hello/attempt=1.log".replace(":", "_")
+    logs = airflow.aws.client("logs")
+
+    def cloudwatch_text() -> str | None:
+        try:
+            events = logs.get_log_events(logGroupName=airflow.task_log_group, logStreamName=stream)
+        except logs.exceptions.ResourceNotFoundException:
+            return None  # the worker uploads the log when the task process ends
+        text = "\n".join(e["message"] for e in events["events"])
+        return text if "OPENMWAA_E2E_MARKER" in text else None
+
+    text = airflow.wait_for("the task log in CloudWatch Logs", cloudwatch_text, timeout=90)
+    assert "STARTUP_SH_MARK=exported-by-startup-sh-for-worker" in text
+    api_log = airflow.request("GET", f"{_run_path(HELLO, run_id)}/taskInstances/hello/logs/1")
+    assert "OPENMWAA_E2E_MARKER" in str(api_log["content"])
+
+
+def test_protected_option_from_startup_script_is_ignored(airflow: AirflowUnderTest) -> None:
+    for component in ("scheduler", "worker"):
+        log = airflow.processes[component].log_text()
+        assert "startup script may not change AIRFLOW__CORE__EXECUTOR: ignored" in log
+
+
+def test_no_secret_reaches_a_log(airflow: AirflowUnderTest) -> None:
+    provisioned = airflow.provisioned
+    db = json.loads(provisioned.secret_values[provisioned.database_secret_arn])
+    secrets = [airflow.admin_password, db["password"]]
+
+    for component, process in airflow.processes.items():
+        log = process.log_text()
+        for secret in secrets:
+            assert secret not in log, f"a secret appears in the {component} log"
+
+
+def test_worker_finishes_its_running_task_on_sigterm(airflow: AirflowUnderTest) -> None:
+    """ECS stops a worker with SIGTERM to PID 1: the running task must still succeed."""
+    run_id = _trigger(airflow, SLEEP)
+
+    def running() -> bool:
+        return bool(_task_instance(airflow, SLEEP, run_id, "sleep")["state"] == "running")
+
+    airflow.wait_for("the sleep task to run", running, timeout=180, interval=1)
+    worker = airflow.processes["worker"]
+    worker.popen.send_signal(signal.SIGTERM)
+    exit_code = worker.popen.wait(timeout=180)
+
+    assert exit_code == 0, airflow.diagnostics()
+    assert _wait_for_run(airflow, SLEEP, run_id, timeout=120) == "success", airflow.diagnostics()
+    assert "warm shutdown" in worker.log_text()
