@@ -45,3 +45,26 @@ def kms_imported_vpc_stack(app: cdk.App | None = None) -> tuple[cdk.Stack, Airfl
     )
     env = AirflowEnvironment(stack, "Airflow", kms_key=key, vpc=vpc, environment_name="shared")
     return stack, env
+
+
+def public_https_stack(app: cdk.App | None = None, **props: Any) -> cdk.Stack:
+    """PUBLIC_ONLY with a custom domain in an imported hosted zone, open to one network."""
+    from aws_cdk import aws_route53 as route53
+
+    from openmwaa import WebserverAccessMode
+
+    app = app or cdk.App()
+    stack = cdk.Stack(app, "PublicHttps", env=TEST_ENV)
+    zone = route53.HostedZone.from_hosted_zone_attributes(
+        stack, "Zone", hosted_zone_id="Z0123456789ABCDEFGHIJ", zone_name="example.com"
+    )
+    AirflowEnvironment(
+        stack,
+        "Airflow",
+        webserver_access_mode=WebserverAccessMode.PUBLIC_ONLY,
+        domain_name="airflow.example.com",
+        hosted_zone=zone,
+        allowed_cidrs=["203.0.113.0/24"],
+        **props,
+    )
+    return stack

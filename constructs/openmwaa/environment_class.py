@@ -66,6 +66,33 @@ def _size(vcpu: float, memory_gb: int) -> TaskSize:
     return TaskSize(cpu=int(vcpu * 1024), memory_mib=memory_gb * 1024)
 
 
+def _standard(
+    name: EnvironmentClass,
+    scheduler: tuple[float, int],
+    worker: tuple[float, int],
+    webserver: tuple[float, int],
+    tasks_per_worker: int,
+    db_acu: tuple[float, float],
+) -> EnvironmentClassSpec:
+    """A class above mw1.micro: (vCPU, GB) per component, and MWAA's common counts."""
+    return EnvironmentClassSpec(
+        name=name,
+        scheduler=_size(*scheduler),
+        worker=_size(*worker),
+        webserver=_size(*webserver),
+        tasks_per_worker=tasks_per_worker,
+        default_schedulers=2,
+        max_schedulers=5,
+        default_min_webservers=2,
+        default_max_webservers=2,
+        max_webservers=5,
+        default_max_workers=10,
+        max_workers=200,
+        db_min_acu=db_acu[0],
+        db_max_acu=db_acu[1],
+    )
+
+
 ENVIRONMENT_CLASSES: dict[EnvironmentClass, EnvironmentClassSpec] = {
     EnvironmentClass.MW1_MICRO: EnvironmentClassSpec(
         name=EnvironmentClass.MW1_MICRO,
@@ -84,86 +111,16 @@ ENVIRONMENT_CLASSES: dict[EnvironmentClass, EnvironmentClassSpec] = {
         db_max_acu=1,
         all_in_one=True,
     ),
-    EnvironmentClass.MW1_SMALL: EnvironmentClassSpec(
-        name=EnvironmentClass.MW1_SMALL,
-        scheduler=_size(1, 2),
-        worker=_size(1, 2),
-        webserver=_size(0.5, 1),
-        tasks_per_worker=5,
-        default_schedulers=2,
-        max_schedulers=5,
-        default_min_webservers=2,
-        default_max_webservers=2,
-        max_webservers=5,
-        default_max_workers=10,
-        max_workers=200,
-        db_min_acu=0.5,
-        db_max_acu=2,
-    ),
-    EnvironmentClass.MW1_MEDIUM: EnvironmentClassSpec(
-        name=EnvironmentClass.MW1_MEDIUM,
-        scheduler=_size(2, 4),
-        worker=_size(2, 4),
-        webserver=_size(1, 2),
-        tasks_per_worker=10,
-        default_schedulers=2,
-        max_schedulers=5,
-        default_min_webservers=2,
-        default_max_webservers=2,
-        max_webservers=5,
-        default_max_workers=10,
-        max_workers=200,
-        db_min_acu=0.5,
-        db_max_acu=4,
-    ),
-    EnvironmentClass.MW1_LARGE: EnvironmentClassSpec(
-        name=EnvironmentClass.MW1_LARGE,
-        scheduler=_size(4, 8),
-        worker=_size(4, 8),
-        webserver=_size(2, 4),
-        tasks_per_worker=20,
-        default_schedulers=2,
-        max_schedulers=5,
-        default_min_webservers=2,
-        default_max_webservers=2,
-        max_webservers=5,
-        default_max_workers=10,
-        max_workers=200,
-        db_min_acu=1,
-        db_max_acu=8,
-    ),
-    EnvironmentClass.MW1_XLARGE: EnvironmentClassSpec(
-        name=EnvironmentClass.MW1_XLARGE,
-        scheduler=_size(8, 24),
-        worker=_size(8, 24),
-        webserver=_size(4, 12),
-        tasks_per_worker=40,
-        default_schedulers=2,
-        max_schedulers=5,
-        default_min_webservers=2,
-        default_max_webservers=2,
-        max_webservers=5,
-        default_max_workers=10,
-        max_workers=200,
-        db_min_acu=2,
-        db_max_acu=16,
-    ),
-    EnvironmentClass.MW1_2XLARGE: EnvironmentClassSpec(
-        name=EnvironmentClass.MW1_2XLARGE,
-        scheduler=_size(16, 48),
-        worker=_size(16, 48),
-        webserver=_size(8, 24),
-        tasks_per_worker=80,
-        default_schedulers=2,
-        max_schedulers=5,
-        default_min_webservers=2,
-        default_max_webservers=2,
-        max_webservers=5,
-        default_max_workers=10,
-        max_workers=200,
-        db_min_acu=4,
-        db_max_acu=32,
-    ),
+    **{
+        spec.name: spec
+        for spec in (
+            _standard(EnvironmentClass.MW1_SMALL, (1, 2), (1, 2), (0.5, 1), 5, (0.5, 2)),
+            _standard(EnvironmentClass.MW1_MEDIUM, (2, 4), (2, 4), (1, 2), 10, (0.5, 4)),
+            _standard(EnvironmentClass.MW1_LARGE, (4, 8), (4, 8), (2, 4), 20, (1, 8)),
+            _standard(EnvironmentClass.MW1_XLARGE, (8, 24), (8, 24), (4, 12), 40, (2, 16)),
+            _standard(EnvironmentClass.MW1_2XLARGE, (16, 48), (16, 48), (8, 24), 80, (4, 32)),
+        )
+    },
 }
 
 # Valid Fargate (cpu -> allowed memory in MiB) combinations, from the ECS task size table.

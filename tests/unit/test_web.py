@@ -2,28 +2,14 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_route53 as route53
 from aws_cdk.assertions import Match, Template
 
-from openmwaa import AirflowEnvironment, WebserverAccessMode
-from tests.stacks import TEST_ENV
+from openmwaa import AirflowEnvironment
+from tests.stacks import TEST_ENV, public_https_stack
 
 
 def public_domain_template(**props) -> Template:  # type: ignore[no-untyped-def]
-    stack = cdk.Stack(cdk.App(), "Public", env=TEST_ENV)
-    zone = route53.HostedZone.from_hosted_zone_attributes(
-        stack, "Zone", hosted_zone_id="Z0123456789ABCDEFGHIJ", zone_name="example.com"
-    )
-    AirflowEnvironment(
-        stack,
-        "Airflow",
-        webserver_access_mode=WebserverAccessMode.PUBLIC_ONLY,
-        domain_name="airflow.example.com",
-        hosted_zone=zone,
-        allowed_cidrs=["203.0.113.0/24"],
-        **props,
-    )
-    return Template.from_stack(stack)
+    return Template.from_stack(public_https_stack(**props))
 
 
 @pytest.fixture(scope="module")
