@@ -1,13 +1,18 @@
 """Discrete-time simulation of worker autoscaling policies on replayed workload traces.
 
     python benchmarks/simulate_autoscaling.py [--seed N] [--seeds N] [--cooldown SECONDS]
+                                              [--no-receipt-protection]
 
 Three policies run on the same traces, on the same model of an ECS service of Celery workers:
 
 * ``ours``: the real decision core (lambdas/autoscaler/core.py) sampled as the Lambda does
   (an invocation a minute, a sample every 5 s for 50 s, cool-down history read back from
   per-minute CloudWatch maxima), plus the real worker-side protection rules
-  (constructs/openmwaa/runtime/task_protection.py): ECS only stops unprotected workers.
+  (constructs/openmwaa/runtime/task_protection.py): ECS only stops unprotected workers. A
+  worker turns protection on when Celery receives a task (``task_received``, before it runs),
+  at a uniformly random instant of its one-second step; the monitor counts a task received in
+  the last ``receipt_grace_seconds`` as running. ``--no-receipt-protection`` models the
+  monitor alone (protection only once the task shows in /proc).
 * ``mwaa-like``: MWAA's documented classic behaviour: required = ceil((queued + running) /
   tasks_per_worker) from one-minute Airflow metrics one minute late; back to min_workers once
   the metrics show zero tasks for two minutes; the workers to remove are picked regardless of
@@ -19,8 +24,11 @@ Three policies run on the same traces, on the same model of an ECS service of Ce
 Model: a worker is billed from launch; it runs tasks after a 60-90 s start (Fargate + image +
 Airflow boot). Celery hands a queued task to a random worker with a free slot. A stopped worker
 gets SIGTERM (Celery warm shutdown: no new tasks, running ones continue) and is killed 120 s
-later (stopTimeout); tasks still running then count as killed. A task's process title appears
-in /proc 2 s after it starts (fork, then setproctitle). ECS evaluates scale-in every 5 s.
+later (stopTimeout); tasks still running then count as killed. A task shows in /proc 4 s after
+Celery receives it (measured by tests/e2e/test_autoscaler_e2e.py on Airflow 3.3.2: 3.8 to
+10.4 s until the supervisor forks the task runner). ECS evaluates scale-in every 5 s.
+A protection call reaches ECS ``PROTECTION_LATENCY`` after it is made (a release at once),
+so an ECS scale-in decision in the same instant can still pick the worker.
 """
 
 from __future__ import annotations
@@ -42,7 +50,10 @@ from autoscaler import core  # noqa: E402
 from openmwaa.runtime import task_protection as tp  # noqa: E402
 
 STOP_TIMEOUT = 120.0
-PROC_TITLE_LAG = 2.0
+PROC_TITLE_LAG = 4.0
+PROTECTION_LATENCY = 0.2
+"""Seconds from a protection call to ECS knowing it (the agent's endpoint calls ECS's
+UpdateTaskProtection; pessimistic)."""
 CONTAINER_START = 15.0
 ECS_SCALE_IN_PERIOD = 5
 MIN_WORKERS = 1
@@ -75,25 +86,45 @@ class Worker:
     gone_at: float | None = None
     monitor: tp.MonitorState | None = None
     next_check: float = math.inf
+    protection: tuple[float, float] | None = None
+    """(from, until): the scale-in protection as ECS knows it."""
+    last_receipt: float = -math.inf
+    """The receipt marker: when Celery last received a task."""
+    receipt_quiet_until: float = -math.inf
 
     def active(self) -> bool:
         return self.gone_at is None and self.stop_at is None and self.doomed_at is None
 
     def protected(self, t: float) -> bool:
-        return self.monitor is not None and tp.is_protected(self.monitor, t)
+        return self.protection is not None and self.protection[0] <= t < self.protection[1]
+
+    def protect(self, start: float, until: float) -> None:
+        if self.protection is not None and self.protection[0] <= start < self.protection[1]:
+            start = self.protection[0]
+        self.protection = (start, until)
 
 
 class Cluster:
     """The worker ECS service plus the SQS queue, one-second steps."""
 
-    def __init__(self, tasks: list[Task], seed: int, *, protection: bool, removal_delay: float):
+    def __init__(
+        self,
+        tasks: list[Task],
+        seed: int,
+        *,
+        protection: bool,
+        removal_delay: float,
+        receipt_protection: bool = True,
+    ):
         self.pending = deque(sorted(tasks, key=lambda task: task.arrival))
         self.tasks = tasks
         self.queue: deque[Task] = deque()
         self.workers: list[Worker] = []
         self.desired = MIN_WORKERS
         self.rng = random.Random(seed)
+        self.receipt_rng = random.Random(seed + 1000)
         self.protection = protection
+        self.receipt_protection = protection and receipt_protection
         self.removal_delay = removal_delay
         self.rules = tp.ProtectionRules()
         self.peak_workers = 0
@@ -154,8 +185,19 @@ class Cluster:
             task = self.queue.popleft()
             task.start = t
             w.running.append(task)
+            if self.receipt_protection:
+                self._on_receipt(w, t)
             if len(w.running) >= TASKS_PER_WORKER:
                 free.remove(w)
+
+    def _on_receipt(self, w: Worker, t: float) -> None:
+        """task_protection.ReceiptProtector: marker, then a protection call (debounced)."""
+        w.last_receipt = t
+        if t < w.receipt_quiet_until:
+            return
+        received = t - self.receipt_rng.random()  # somewhere in this one-second step
+        w.protect(received + PROTECTION_LATENCY, t + self.rules.expires_in_minutes * 60.0)
+        w.receipt_quiet_until = t + self.rules.receipt_grace_seconds / 2
 
     def _monitors(self, t: float) -> None:
         for w in self.workers:
@@ -169,7 +211,13 @@ class Cluster:
             if w.next_check > t:
                 continue
             busy = any(task.start + PROC_TITLE_LAG <= t for task in w.running)  # type: ignore[operator]
+            if self.receipt_protection:
+                busy = busy or tp.received_recently(t - w.last_receipt, self.rules)
             action = tp.decide(w.monitor, busy, t, self.rules)
+            if action is tp.Action.PROTECT:
+                w.protect(t + PROTECTION_LATENCY, t + self.rules.expires_in_minutes * 60.0)
+            elif action is tp.Action.RELEASE:
+                w.protection = None
             w.monitor = tp.apply(w.monitor, busy, t, action, True, self.rules)
             w.next_check = t + tp.next_delay(w.monitor, t, self.rules)
 
@@ -206,6 +254,7 @@ class Ours:
     protection = True
     removal_delay = 0.0
     cooldown_seconds = 300.0  # SCALE_IN_COOLDOWN_SECONDS default
+    receipt_protection = True
 
     def __init__(self, min_workers: int = MIN_WORKERS) -> None:
         self.policy = core.Policy(
@@ -400,7 +449,11 @@ def simulate(trace: Trace, make_policy: Callable[[], Ours | MwaaLike | CpuTarget
     tasks = [Task(i, a, d, c) for i, (a, d, c) in enumerate(trace.build(rng))]
     policy = make_policy()
     cluster = Cluster(
-        tasks, seed + 1, protection=policy.protection, removal_delay=policy.removal_delay
+        tasks,
+        seed + 1,
+        protection=policy.protection,
+        removal_delay=policy.removal_delay,
+        receipt_protection=getattr(policy, "receipt_protection", False),
     )
     end = trace.horizon
     t = 0.0
@@ -439,15 +492,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cooldown", type=float, default=Ours.cooldown_seconds)
     parser.add_argument(
+        "--no-receipt-protection",
+        action="store_true",
+        help="ours without protection on task receipt (the monitor alone, as before)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when ours misses a target on some trace (default: report it, exit 0)",
     )
     args = parser.parse_args(argv)
     Ours.cooldown_seconds = args.cooldown
+    Ours.receipt_protection = not args.no_receipt_protection
     print(
         f"workers min {MIN_WORKERS} max {MAX_WORKERS}, {TASKS_PER_WORKER} tasks per worker; "
-        f"ours: cool-down {args.cooldown:g}s; seed {args.seed}\n"
+        f"ours: cool-down {args.cooldown:g}s, protection on task receipt "
+        f"{'on' if Ours.receipt_protection else 'off'}; seed {args.seed}\n"
     )
     verdicts = []
     for trace in TRACES:

@@ -6,6 +6,14 @@ creates the template's resources on them, and starts every Airflow component wit
 command, entry point, environment and secrets of its container definition, changed only as
 :data:`tests.e2e.provision.LOCAL_SUBSTITUTIONS` lists.
 
+The environment is started once per test session and shared by every end-to-end module (it
+takes a minute or two to boot). Before each module, a component that a previous module stopped
+(the worker SIGTERM test) is started again, so every module begins with all five running.
+:attr:`AirflowUnderTest.sync_root` is the local stand-in for the EFS access point (the folder
+the containers mount at ``OPENMWAA_SYNC_ROOT`` and the DAG sync Lambda at ``EFS_MOUNT_PATH``)
+and :attr:`AirflowUnderTest.source_bucket` the source bucket on moto (versioned, as the
+template declares).
+
 Environment knobs: ``OPENMWAA_E2E_TEMPLATE`` (a synthesized template JSON file to run instead
 of synthesizing app.py), ``OPENMWAA_E2E_PYTHON`` (the Python for the Airflow venv),
 ``OPENMWAA_E2E_PG_BIN`` (PostgreSQL's bin directory), ``OPENMWAA_E2E_KEEP`` (keep the work
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,7 +115,10 @@ class AirflowUnderTest:
     provisioned: Provisioned
     launches: dict[str, LaunchSpec]
     processes: dict[str, Process] = field(default_factory=dict)
+    sync_root: Path = Path()
+    source_bucket: str = ""
     _token: str = ""
+    _restarts: int = 0
 
     def diagnostics(self, lines: int = 40) -> str:
         parts = [f"template: {self.source}; work dir: {self.work_dir}"]
@@ -122,6 +134,32 @@ class AirflowUnderTest:
         for name in components or tuple(self.processes):
             if self.processes[name].popen.poll() is not None:
                 raise AssertionError(f"{name} exited\n{self.diagnostics()}")
+
+    def restart_exited(self, timeout: float = READY_TIMEOUT) -> list[str]:
+        """Start again, from its launch spec, every component whose process has exited, and
+        wait until the environment is healthy (for a worker: until Celery says it is ready).
+        Returns the names of the restarted components."""
+        restarted = [n for n in COMPONENTS if self.processes[n].popen.poll() is not None]
+        for name in restarted:
+            self._restarts += 1
+            launch = self.launches[name]
+            old_log = self.processes[name].log_path
+            log = old_log.with_name(f"{name}-restart{self._restarts}.log")
+            self.processes[name] = start_process(
+                name, launch.argv, launch.env, log, str(launch.cwd)
+            )
+            print(f"\nend-to-end: {name} had exited; started it again (log {log.name})")
+        if restarted:
+
+            def ready() -> bool:
+                self.assert_running()
+                worker_ready = "worker" not in restarted or bool(
+                    re.search(r"celery@\S+ ready\.", self.processes["worker"].log_text())
+                )
+                return worker_ready and _health(self)
+
+            self.wait_for("the restarted components to be ready", ready, timeout, interval=2)
+        return restarted
 
     def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
         """Call the REST API; returns the decoded JSON."""
@@ -197,11 +235,37 @@ def _health(env: AirflowUnderTest) -> bool:
     return all(health.get(name, {}).get("status") == "healthy" for name in wanted)
 
 
-@pytest.fixture(scope="module")
-def airflow(
+def _dag_sync_bucket(template: dict[str, Any], provisioned: Provisioned) -> str:
+    """The bucket the template's DAG sync function syncs (its BUCKET_NAME), "" if none."""
+    for resource in resources_of_type(template, "AWS::Lambda::Function").values():
+        props = resource.get("Properties", {})
+        if props.get("Handler") == "dag_sync.handler.handler":
+            variables = props.get("Environment", {}).get("Variables", {})
+            if "BUCKET_NAME" in variables:
+                return provisioned.resolver.resolve(variables["BUCKET_NAME"])
+    return ""
+
+
+def _apply_bucket_versioning(
+    template: dict[str, Any], aws: MotoClients, provisioned: Provisioned
+) -> None:
+    """Turn on versioning for the buckets whose VersioningConfiguration enables it (what
+    CloudFormation does; provision() creates the buckets without it)."""
+    s3 = aws.client("s3")
+    for logical_id, resource in resources_of_type(template, "AWS::S3::Bucket").items():
+        props = resource.get("Properties", {})
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(
+                Bucket=provisioned.resolver.refs[logical_id],
+                VersioningConfiguration={"Status": "Enabled"},
+            )
+
+
+@pytest.fixture(scope="session")
+def airflow_session(
     e2e_template: tuple[dict[str, Any], str], airflow_venv: Path
 ) -> Iterator[AirflowUnderTest]:
-    """Every Airflow component running from its container definition."""
+    """Every Airflow component running from its container definition, once per session."""
     template, source = e2e_template
     tasks = _pick_tasks(template)
     work_dir = Path(tempfile.mkdtemp(prefix="openmwaa-e2e-"))
@@ -214,6 +278,7 @@ def airflow(
         moto.start()
         aws = MotoClients(moto.endpoint)
         provisioned = provision(template, aws, postgres)
+        _apply_bucket_versioning(template, aws, provisioned)
         sync_root = work_dir / "sync"
         shutil.copytree(SYNC_FIXTURE, sync_root)
         paths = LocalPaths(
@@ -264,6 +329,8 @@ def airflow(
             aws=aws,
             provisioned=provisioned,
             launches=launches,
+            sync_root=sync_root,
+            source_bucket=_dag_sync_bucket(template, provisioned),
         )
         for component in COMPONENTS:
             launch = launches[component]
@@ -289,3 +356,10 @@ def airflow(
             print(f"\nend-to-end work directory kept: {work_dir}")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def airflow(airflow_session: AirflowUnderTest) -> AirflowUnderTest:
+    """The shared running environment, with every component running when a module starts."""
+    airflow_session.restart_exited()
+    return airflow_session

@@ -35,6 +35,9 @@ case "$1 $2" in
   "db migrate") exit "${FAKE_MIGRATE_EXIT:-0}" ;;
   "celery worker") trap 'echo "worker got TERM" >> "$FAKE_CALLS"; exit 0' TERM
                    echo "worker STARTUP_SH_MARK=${STARTUP_SH_MARK:-}" >> "$FAKE_CALLS"
+                   echo "worker CELERY_CONFIG=$AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS" \
+                     >> "$FAKE_CALLS"
+                   echo "worker PYTHONPATH=$PYTHONPATH" >> "$FAKE_CALLS"
                    touch "$FAKE_CALLS.worker"; sleep 30 & wait ;;
 esac
 """
@@ -109,6 +112,8 @@ def test_scheduler_migrates_then_execs_the_scheduler(sandbox: dict[str, Any]) ->
     assert result.args_ == ["airflow", "scheduler"]
     assert result.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert "OPENMWAA_DB_SECRET" not in result.env
+    # only the worker's Celery loads the runtime's config module; the executor keeps Airflow's
+    assert "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS" not in result.env
 
 
 @pytest.mark.parametrize("component", ["dag-processor", "triggerer"])
@@ -299,7 +304,9 @@ def test_fails_when_component_is_missing() -> None:
 def test_worker_forwards_sigterm_to_celery_only_and_returns_its_code(
     sandbox: dict[str, Any],
 ) -> None:
-    (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=worker-mark\n")
+    (sandbox["sync"] / "startup.sh").write_text(
+        "export STARTUP_SH_MARK=worker-mark\nexport PYTHONPATH=/user/lib\n"
+    )
     started = Path(str(sandbox["calls"]) + ".worker")
     seen: dict[str, Any] = {}
 
@@ -327,6 +334,9 @@ def test_worker_forwards_sigterm_to_celery_only_and_returns_its_code(
 
     assert code == 0
     assert "worker STARTUP_SH_MARK=worker-mark" in calls(sandbox)
+    # Celery loads the runtime's config module (scale-in protection on task receipt)
+    assert "worker CELERY_CONFIG=openmwaa.runtime.celery_signals.CELERY_CONFIG" in calls(sandbox)
+    assert f"worker PYTHONPATH=/user/lib:{bootstrap.runtime_import_root()}" in calls(sandbox)
     assert "worker got TERM" in calls(sandbox)
     assert seen["agent_uri"] == "http://agent"
     assert signal.getsignal(signal.SIGTERM) == previous

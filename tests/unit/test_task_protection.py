@@ -1,7 +1,9 @@
 """Worker-side ECS task scale-in protection: busy detection, rules, and the agent adapter.
 
 The adapter is tested against a fake /proc tree and a local HTTP server standing in for the
-ECS agent's task-protection endpoint.
+ECS agent's task-protection endpoint. The Airflow 3 process titles are the ones read from
+/proc of a real Airflow 3.3.2 Celery worker (tests/e2e/test_autoscaler_e2e.py checks the
+detection against a live worker too).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import ast
 import http.server
 import json
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +27,20 @@ from openmwaa.runtime.task_protection import Action, MonitorState, ProtectionRul
 
 RULES = ProtectionRules()
 
-AIRFLOW3_TASK = b"airflow worker -- 0199a3c2-5d1e-7f3a-9b1c-3c7e2f4d5a6b\x00\x00\x00\x00"
+TI_ID = b"01a21019-339e-7ad9-9e00-8ee518e316d2"
+PAD = b"\x00" * 40
+# Observed on Airflow 3.3.2 (Celery provider 3.26, prefork pool): the pool process running a
+# task is retitled "airflow supervisor: <ti id>" (and keeps that title after the task), its
+# forked task runner becomes "airflow worker -- <ti id>".
+AIRFLOW3_TASK = b"airflow worker -- " + TI_ID + PAD
+AIRFLOW3_SUPERVISOR = b"airflow supervisor: " + TI_ID + PAD
+CELERY3_MAIN = b"[celeryd: celery@vm:MainProcess] -active- (celery worker)" + PAD
+CELERY3_POOL = b"[celeryd: celery@vm:ForkPoolWorker-1]" + PAD
+CELERY3_CLI = (
+    b"/home/airflow/.local/bin/python\x00/home/airflow/.local/bin/airflow\x00celery\x00worker\x00"
+)
+BOOTSTRAP_PYZ = b"python\x00/opt/openmwaa/runtime.pyz\x00"
+DUMB_INIT = b"/usr/bin/dumb-init\x00--\x00python\x00/opt/openmwaa/runtime.pyz\x00"
 AIRFLOW2_SUPERVISOR = (
     b"airflow task supervisor: ['airflow', 'tasks', 'run', 'etl', 'load', "
     b"'scheduled__2025-01-01T00:00:00+00:00', '--local', '--subdir', 'DAGS_FOLDER/etl.py']\x00"
@@ -36,7 +52,7 @@ AIRFLOW2_SUBPROCESS = (
 )
 CELERY_MAIN = b"/usr/local/bin/python\x00/home/airflow/.local/bin/airflow\x00celery\x00worker\x00"
 CELERY_POOL = b"[celeryd: celery@ip-10-0-1-5:ForkPoolWorker-3]\x00"
-SERVE_LOGS = b"airflow serve-logs\x00"
+SERVE_LOGS = b"airflow serve-logs" + PAD
 BOOTSTRAP = b"python\x00-m\x00openmwaa.runtime.bootstrap\x00worker\x00"
 
 
@@ -57,13 +73,33 @@ def test_is_task_process_recognises_airflow_task_processes(raw):
     [
         CELERY_MAIN,
         CELERY_POOL,
+        CELERY3_MAIN,
+        CELERY3_POOL,
+        CELERY3_CLI,
         SERVE_LOGS,
         BOOTSTRAP,
+        BOOTSTRAP_PYZ,
+        DUMB_INIT,
+        AIRFLOW3_SUPERVISOR,
         b"airflow worker -- LocalExecutor: <idle>\x00",
         b"bash\x00-c\x00echo airflow tasks list\x00",
         b"",
     ],
-    ids=["celery-main", "celery-pool", "serve-logs", "bootstrap", "idle-slot", "other", "empty"],
+    ids=[
+        "celery-main",
+        "celery-pool",
+        "celery3-main",
+        "celery3-pool",
+        "celery3-cli",
+        "serve-logs",
+        "bootstrap",
+        "bootstrap-pyz",
+        "dumb-init",
+        "supervisor-title-alone",
+        "idle-slot",
+        "other",
+        "empty",
+    ],
 )
 def test_is_task_process_ignores_other_processes(raw):
     assert not tp.is_task_process(tp.cmdline_text(raw))
@@ -78,9 +114,65 @@ def test_cmdline_text_joins_arguments_and_strips_title_padding():
     assert tp.cmdline_text(b"airflow worker -- x" + b" " * 40) == "airflow worker -- x"
 
 
-def test_is_busy_when_any_process_is_a_task():
-    assert tp.is_busy(["airflow celery worker", "airflow worker -- abc"])
-    assert not tp.is_busy(["airflow celery worker", "[celeryd: x:ForkPoolWorker-1]"])
+def pinfo(pid: int, ppid: int, raw: bytes, state: str = "S") -> tp.ProcessInfo:
+    return tp.ProcessInfo(pid, ppid, state, tp.cmdline_text(raw))
+
+
+def idle_worker() -> list[tp.ProcessInfo]:
+    """An idle Airflow 3.3.2 worker container, as read from /proc."""
+    return [
+        pinfo(1, 0, DUMB_INIT),
+        pinfo(7, 1, BOOTSTRAP_PYZ),
+        pinfo(8, 7, CELERY3_MAIN),
+        pinfo(30, 8, SERVE_LOGS),
+        pinfo(31, 8, CELERY3_CLI),
+        *(pinfo(40 + i, 8, CELERY3_POOL.replace(b"-1]", f"-{i}]".encode())) for i in range(5)),
+    ]
+
+
+def test_an_idle_airflow3_worker_is_not_busy():
+    assert not tp.is_busy(idle_worker())
+
+
+def test_a_supervisor_that_has_forked_its_task_runner_is_busy():
+    # The first seconds of a task: the runner is forked with its parent's title.
+    processes = idle_worker()
+    processes[5] = pinfo(42, 8, AIRFLOW3_SUPERVISOR)
+    processes.append(pinfo(60, 42, AIRFLOW3_SUPERVISOR))
+    assert tp.is_busy(processes)
+
+
+def test_a_running_airflow3_task_is_busy():
+    processes = idle_worker()
+    processes[5] = pinfo(42, 8, AIRFLOW3_SUPERVISOR)
+    processes.append(pinfo(60, 42, AIRFLOW3_TASK))
+    assert tp.is_busy(processes)
+
+
+def test_the_title_a_pool_process_keeps_after_its_task_is_not_busy():
+    processes = idle_worker()
+    processes[5] = pinfo(42, 8, AIRFLOW3_SUPERVISOR)
+    assert not tp.is_busy(processes)
+    processes.append(pinfo(60, 42, b"", state="Z"))  # the runner, ended, not yet reaped
+    assert not tp.is_busy(processes)
+
+
+def test_a_task_runner_alone_is_busy():
+    assert tp.is_busy([pinfo(60, 1, AIRFLOW3_TASK)])
+    assert not tp.is_busy([pinfo(60, 1, AIRFLOW3_TASK, state="Z")])
+
+
+def test_parse_stat_reads_ppid_and_state_after_the_command_name():
+    assert tp.parse_stat("42 (airflow) S 8 42 42 0 -1 4194560 ...") == (8, "S")
+    assert tp.parse_stat("60 (a) b) (c) Z 42 1 1 0") == (42, "Z")
+
+
+def test_received_recently_honours_the_grace_period():
+    assert tp.received_recently(0.0, RULES)
+    assert tp.received_recently(RULES.receipt_grace_seconds - 1, RULES)
+    assert not tp.received_recently(RULES.receipt_grace_seconds, RULES)
+    assert not tp.received_recently(None, RULES)
+    assert tp.received_recently(-1.0, RULES)  # clocks of two processes may differ slightly
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -198,23 +290,27 @@ class FakeProc:
         root.mkdir(exist_ok=True)
         (root / "self").mkdir()
         (root / "meminfo").write_text("MemTotal: 1 kB\n")
+        self.marker = root.parent / "task-received"
 
-    def add(self, pid: int, raw: bytes) -> None:
+    def add(self, pid: int, raw: bytes, ppid: int = 1, state: str = "S") -> None:
         (self.root / str(pid)).mkdir()
+        (self.root / str(pid) / "stat").write_text(f"{pid} (python3) {state} {ppid} {pid} 0\n")
         (self.root / str(pid) / "cmdline").write_bytes(raw)
 
     def remove(self, pid: int) -> None:
-        (self.root / str(pid) / "cmdline").unlink()
+        for name in ("cmdline", "stat"):
+            (self.root / str(pid) / name).unlink()
         (self.root / str(pid)).rmdir()
 
 
 @pytest.fixture
 def proc(tmp_path: Path) -> FakeProc:
     fake = FakeProc(tmp_path / "proc")
-    fake.add(1, BOOTSTRAP)
-    fake.add(7, CELERY_MAIN)
-    fake.add(9, CELERY_POOL)
-    (fake.root / "11").mkdir()  # a process that ended: no cmdline left to read
+    fake.add(1, BOOTSTRAP, ppid=0)
+    fake.add(7, CELERY3_MAIN)
+    fake.add(9, CELERY3_POOL, ppid=7)
+    fake.add(10, AIRFLOW3_SUPERVISOR, ppid=7)  # the title a pool process keeps after a task
+    (fake.root / "11").mkdir()  # a process that ended: nothing left to read
     return fake
 
 
@@ -224,8 +320,11 @@ class Agent(http.server.ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), AgentHandler)
         self.requests: list[tuple[str, str, dict[str, object]]] = []
+        self.times: list[float] = []
         self.responses: list[tuple[int, dict[str, object]]] = []
         self.lock = threading.Lock()
+        self.on_request: Callable[[dict[str, object]], None] | None = None
+        """Called with each body before the answer (to act "while the call is in flight")."""
 
     @property
     def uri(self) -> str:
@@ -242,8 +341,11 @@ class AgentHandler(http.server.BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length))
+        if self.server.on_request is not None:
+            self.server.on_request(body)
         with self.server.lock:
             self.server.requests.append((self.command, self.path, body))
+            self.server.times.append(time.monotonic())
             status, answer = (
                 self.server.responses.pop(0)
                 if self.server.responses
@@ -281,15 +383,18 @@ def agent() -> Iterator[Agent]:
 FAST = ProtectionRules(warmup_seconds=0, watch_interval_seconds=0.01)
 
 
-def start_monitor(agent: Agent, proc: FakeProc, rules: ProtectionRules = FAST):
+def start_monitor(
+    agent: Agent, proc: FakeProc, rules: ProtectionRules = FAST, interval: float = 0.02
+):
     stop = threading.Event()
     thread = threading.Thread(
         target=tp.run_monitor,
         args=(stop,),
         kwargs={
             "agent_uri": agent.uri,
-            "interval_seconds": 0.02,
+            "interval_seconds": interval,
             "proc_root": str(proc.root),
+            "marker_path": str(proc.marker),
             "rules": rules,
         },
         daemon=True,
@@ -306,10 +411,31 @@ def wait_for(condition, timeout: float = 3.0) -> None:
         time.sleep(0.005)
 
 
-def test_read_cmdlines_reads_pid_directories_and_skips_vanished_ones(proc):
-    assert sorted(tp.read_cmdlines(str(proc.root))) == sorted(
-        tp.cmdline_text(raw) for raw in (BOOTSTRAP, CELERY_MAIN, CELERY_POOL)
-    )
+def test_read_processes_reads_pid_directories_and_skips_vanished_ones(proc):
+    assert sorted(tp.read_processes(str(proc.root)), key=lambda p: p.pid) == [
+        tp.ProcessInfo(1, 0, "S", tp.cmdline_text(BOOTSTRAP)),
+        tp.ProcessInfo(7, 1, "S", tp.cmdline_text(CELERY3_MAIN)),
+        tp.ProcessInfo(9, 7, "S", tp.cmdline_text(CELERY3_POOL)),
+        tp.ProcessInfo(10, 7, "S", tp.cmdline_text(AIRFLOW3_SUPERVISOR)),
+    ]
+
+
+def test_read_processes_of_this_machine_finds_this_process():
+    mine = [p for p in tp.read_processes() if p.pid == os.getpid()]
+    assert len(mine) == 1
+    assert mine[0].ppid == os.getppid() and mine[0].state in "RS"
+    assert "pytest" in mine[0].cmdline or "python" in mine[0].cmdline
+
+
+def test_marker_age_and_touch(tmp_path):
+    marker = str(tmp_path / "marker")
+    assert tp.marker_age(marker, time.time()) is None
+    tp.touch_marker(marker)
+    age = tp.marker_age(marker, time.time())
+    assert age is not None and -1 < age < 1
+    os.utime(marker, (0, 0))
+    tp.touch_marker(marker)
+    assert tp.marker_age(marker, time.time()) < 1  # type: ignore[operator]
 
 
 def test_agent_client_puts_the_protection_state(agent):
@@ -347,7 +473,7 @@ def test_agent_client_reports_an_unreachable_agent(caplog):
 
 
 def test_monitor_protects_while_a_task_runs_and_releases_after_two_idle_checks(agent, proc):
-    proc.add(20, AIRFLOW3_TASK)
+    proc.add(20, AIRFLOW3_TASK, ppid=10)
     stop, thread = start_monitor(agent, proc)
     try:
         wait_for(lambda: len(agent.bodies()) >= 1)
@@ -367,7 +493,7 @@ def test_monitor_protects_while_a_task_runs_and_releases_after_two_idle_checks(a
 
 def test_monitor_retries_a_failed_call_on_the_next_check(agent, proc, caplog):
     agent.responses = [(500, {"error": {"Code": "ServerException", "Message": "agent busy"}})]
-    proc.add(20, AIRFLOW3_TASK)
+    proc.add(20, AIRFLOW3_TASK, ppid=10)
     with caplog.at_level(logging.WARNING, logger="openmwaa.task_protection"):
         stop, thread = start_monitor(agent, proc)
         try:
@@ -406,6 +532,7 @@ def test_monitor_counts_an_unreadable_proc_as_busy(agent, tmp_path):
             "agent_uri": agent.uri,
             "interval_seconds": 0.02,
             "proc_root": str(tmp_path / "missing"),
+            "marker_path": str(tmp_path / "no-marker"),
             "rules": FAST,
         },
         daemon=True,
@@ -418,3 +545,129 @@ def test_monitor_counts_an_unreadable_proc_as_busy(agent, tmp_path):
     finally:
         stop.set()
         thread.join(timeout=2)
+
+
+def test_monitor_protects_a_supervisor_with_a_child_and_releases_when_the_title_goes_stale(
+    agent, proc
+):
+    proc.add(20, AIRFLOW3_SUPERVISOR, ppid=10)  # the runner, just forked
+    stop, thread = start_monitor(agent, proc)
+    try:
+        wait_for(lambda: len(agent.bodies()) >= 1)
+        assert agent.bodies()[0]["ProtectionEnabled"] is True
+        proc.remove(20)  # task done: pid 10 keeps its supervisor title, with no child
+        wait_for(lambda: len(agent.bodies()) >= 2)
+        assert agent.bodies()[1] == {"ProtectionEnabled": False}
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+
+
+# --- protection on task receipt --------------------------------------------------------
+
+
+def test_receipt_protects_at_once_and_touches_the_marker_first(agent, tmp_path):
+    marker = tmp_path / "marker"
+    seen: list[bool] = []
+    agent.on_request = lambda _body: seen.append(marker.exists())
+    protector = tp.ReceiptProtector(agent.uri, marker_path=str(marker))
+
+    assert protector.on_receipt()
+
+    assert agent.bodies() == [{"ProtectionEnabled": True, "ExpiresInMinutes": 60}]
+    assert seen == [True]  # the marker was there before the agent heard of the task
+
+
+def test_receipt_skips_the_call_while_the_last_one_is_fresh(agent, tmp_path):
+    now = [1000.0]
+    protector = tp.ReceiptProtector(
+        agent.uri, marker_path=str(tmp_path / "marker"), clock=lambda: now[0]
+    )
+    assert protector.on_receipt()
+    os.utime(tmp_path / "marker", (0, 0))
+    now[0] += RULES.receipt_grace_seconds / 2 - 1
+    assert not protector.on_receipt()
+    # the marker is still touched on every receipt: it keeps the monitor from releasing
+    assert tp.marker_age(str(tmp_path / "marker"), time.time()) < 1  # type: ignore[operator]
+    now[0] += 2
+    assert protector.on_receipt()
+    assert len(agent.bodies()) == 2
+
+
+def test_receipt_retries_soon_after_a_failed_call(agent, tmp_path, caplog):
+    agent.responses = [(500, {"error": {"Code": "ServerException", "Message": "agent busy"}})]
+    now = [1000.0]
+    protector = tp.ReceiptProtector(
+        agent.uri, marker_path=str(tmp_path / "marker"), clock=lambda: now[0]
+    )
+    with caplog.at_level(logging.WARNING, logger="openmwaa.task_protection"):
+        assert not protector.on_receipt()
+    now[0] += 1
+    assert not protector.on_receipt()
+    assert len(agent.bodies()) == 1
+    now[0] += 5
+    assert protector.on_receipt()
+    assert "HTTP 500" in caplog.text
+
+
+def test_receipt_with_an_unreachable_agent_returns_within_its_timeout(tmp_path):
+    protector = tp.ReceiptProtector(
+        "http://127.0.0.1:9/nothing", marker_path=str(tmp_path / "marker"), timeout_seconds=0.5
+    )
+    started = time.monotonic()
+    assert not protector.on_receipt()
+    assert time.monotonic() - started < 2
+    assert (tmp_path / "marker").exists()
+
+
+def test_monitor_counts_a_fresh_receipt_marker_as_busy(agent, proc):
+    # Received, but no task process yet: protection stays on for the grace period.
+    rules = replace(FAST, receipt_grace_seconds=0.5)
+    tp.touch_marker(str(proc.marker))
+    stop, thread = start_monitor(agent, proc, rules)
+    try:
+        wait_for(lambda: len(agent.bodies()) >= 1)
+        time.sleep(0.2)
+        assert agent.bodies() == [{"ProtectionEnabled": True, "ExpiresInMinutes": 60}]
+        wait_for(lambda: len(agent.bodies()) >= 2)  # the marker went stale, nothing runs
+        assert agent.bodies()[1] == {"ProtectionEnabled": False}
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+
+
+def test_a_task_received_during_the_release_is_protected_again_at_once(agent, proc):
+    """The race: the monitor decides to release, a task arrives, its receipt protection lands
+    before the monitor's release. The monitor looks again after releasing and protects."""
+    protector = tp.ReceiptProtector(agent.uri, marker_path=str(proc.marker))
+    received = threading.Event()
+
+    def receive_during_release(body: dict[str, object]) -> None:
+        if body["ProtectionEnabled"] is False and not received.is_set():
+            received.set()
+            threading.Thread(target=protector.on_receipt).start()
+            wait_for(lambda: len(agent.bodies()) >= 2)  # the receipt's PUT lands first
+
+    agent.on_request = receive_during_release
+    # Checks every 0.5 s: without the look right after the release, the next check (and the
+    # protection) would come 0.5 s after it.
+    rules = replace(FAST, warmup_seconds=0.1, watch_interval_seconds=0.5)
+    stop, thread = start_monitor(agent, proc, rules, interval=0.5)
+    try:
+        # protected while warming up, then idle (a stale supervisor title only): released
+        wait_for(lambda: len(agent.bodies()) >= 4, timeout=5)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+    bodies = agent.bodies()
+    # protect (warm-up), protect (receipt), release (landed last), protect (monitor, at once)
+    assert [b["ProtectionEnabled"] for b in bodies[:4]] == [True, True, False, True]
+    assert agent.times[3] - agent.times[2] < 0.25
+
+
+def test_receipt_protects_even_when_the_marker_cannot_be_written(agent, tmp_path, caplog):
+    protector = tp.ReceiptProtector(agent.uri, marker_path=str(tmp_path / "missing" / "marker"))
+    with caplog.at_level(logging.WARNING, logger="openmwaa.task_protection"):
+        assert protector.on_receipt()
+    assert agent.bodies() == [{"ProtectionEnabled": True, "ExpiresInMinutes": 60}]
+    assert "cannot touch" in caplog.text

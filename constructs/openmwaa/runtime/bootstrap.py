@@ -15,7 +15,8 @@ image's Python. In order, each step with a hard limit (as MWAA):
    secret's;
 7. run the component: ``exec`` into Airflow, except the worker, where this process stays the
    parent of ``airflow celery worker`` to forward SIGTERM (Celery's warm shutdown: stop
-   consuming, finish running tasks) and to keep ECS task scale-in protection in step.
+   consuming, finish running tasks) and to keep ECS task scale-in protection in step; Celery
+   loads its configuration from :mod:`.celery_signals` (protection on task receipt).
 
 A fatal error is logged and the process exits non-zero; ECS then replaces the task.
 Standard library only: it runs inside the stock Apache Airflow image.
@@ -163,6 +164,24 @@ def ld_preload(env: Mapping[str, str], machine: str, exists: Callable[[str], boo
         return None
     path = f"/usr/lib/{machine}-linux-gnu/libstdc++.so.6"
     return path if exists(path) else None
+
+
+def runtime_import_root() -> str:
+    """The sys.path entry this package is imported from: the zip application on ECS."""
+    root = os.path.abspath(__file__)
+    for _ in range(__name__.count(".") + 1):
+        root = os.path.dirname(root)
+    return root
+
+
+def worker_celery_env(env: Mapping[str, str], root: str, package: str) -> dict[str, str]:
+    """What the worker's Celery needs to load :mod:`.celery_signals`: the runtime on
+    ``PYTHONPATH`` (after the user's) and ``[celery] celery_config_options`` naming it."""
+    path = env.get("PYTHONPATH", "")
+    return {
+        "PYTHONPATH": f"{path}{os.pathsep}{root}" if path else root,
+        config.env_name("celery.celery_config_options"): f"{package}.celery_signals.CELERY_CONFIG",
+    }
 
 
 def exit_code(returncode: int) -> int:
@@ -548,6 +567,8 @@ def prepare(
         ensure_admin_user(admin, airflow_env)
     elif settings.component == "api-server":
         LOG.info("no admin user to create (auth manager %s)", auth_manager or "default")
+    if settings.component == "worker":
+        airflow_env.update(worker_celery_env(airflow_env, runtime_import_root(), __package__))
     command = config.airflow_command(settings.component, settings.major, settings.api_port)
     return command, airflow_env
 

@@ -1,29 +1,34 @@
 """Worker-side ECS task scale-in protection: a busy Celery worker cannot be chosen for scale-in.
 
 Runs inside the Airflow worker container (Airflow's stock image, Python 3.12): standard
-library only. The bootstrap starts :func:`run_monitor` in a daemon thread. Every check it lists
-the command lines of the container's processes, decides whether an Airflow task is running
-("busy") and tells the ECS agent through the task scale-in protection endpoint
+library only. Two parts keep the protection in step with the worker's Airflow tasks, both
+through the ECS agent's task scale-in protection endpoint
 (``PUT $ECS_AGENT_URI/task-protection/v1/state``):
 
-* busy, or still warming up (a new worker is given ``warmup_seconds`` before it may be judged
-  idle): protection on, renewed before it expires;
-* idle for ``idle_checks_to_release`` checks in a row: protection off, so the autoscaler's
-  lower desiredCount can stop this task. While unprotected the worker still takes tasks from
-  the queue, so it is checked every ``watch_interval_seconds`` (1 s) instead of every
-  ``interval_seconds``: a task it picks up re-protects it within about a second.
+* :class:`ReceiptProtector`, called by Celery's ``task_received`` signal in the worker's main
+  process (see :mod:`.celery_signals`) when a task message arrives, before the task runs:
+  it touches the receipt marker, then turns protection on at once;
+* :func:`run_monitor`, a daemon thread of the bootstrap. Every check it reads the container's
+  processes and the receipt marker and decides whether the worker is busy: an Airflow task
+  process runs, or a task was received less than ``receipt_grace_seconds`` ago. Busy, or still
+  warming up (``warmup_seconds``): protection on, renewed before it expires. Idle for
+  ``idle_checks_to_release`` checks in a row: protection off, so the autoscaler's lower
+  desiredCount can stop this task. A task received while that release was in flight puts
+  protection back at once. While unprotected it checks every ``watch_interval_seconds``.
 
 A failed agent call is logged and retried at the next check. Nothing here stops a process.
 
-Which processes are tasks (checked against Airflow's source):
+Which processes are tasks (observed on Airflow 3.3.2 and checked against Airflow's source):
 
-* Airflow 3 (Task SDK): the supervisor forks the task runner, which sets its process title to
-  ``airflow worker -- <task instance id>`` (``setproctitle`` in
-  ``airflow/sdk/execution_time/task_runner.py``); MWAA's own image counts processes whose
-  command line starts with ``airflow worker --`` the same way. ``airflow worker --
-  LocalExecutor: <idle>`` is an idle LocalExecutor slot, never a task.
-* Airflow 2 (Celery ``execute_command``): ``airflow task supervisor: [...]`` (fork mode),
-  ``airflow tasks run ...`` (subprocess mode) and the raw task ``airflow task runner: ...``.
+* Airflow 3: the Celery pool process that runs a task retitles itself
+  ``airflow supervisor: <task instance id>`` and forks the task runner, whose title becomes
+  ``airflow worker -- <task instance id>`` once it has its start-up details (about 4 s later).
+  The pool process keeps the supervisor title after the task ends, so a supervisor counts only
+  while it has a live (not zombie) child. ``airflow worker -- LocalExecutor: <idle>`` is an
+  idle LocalExecutor slot, never a task.
+* Airflow 2 (Celery ``execute_command``): ``airflow task supervisor: [...]`` (a forked child
+  that exits with the task), ``airflow tasks run ...`` (subprocess mode) and the raw task
+  ``airflow task runner: ...``.
 """
 
 from __future__ import annotations
@@ -31,20 +36,25 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 import os
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 LOG = logging.getLogger("openmwaa.task_protection")
 
 AIRFLOW3_TASK_TITLE_PREFIX = "airflow worker --"
+AIRFLOW3_SUPERVISOR_TITLE_PREFIX = "airflow supervisor:"
 AIRFLOW2_TASK_TITLE_PREFIXES = ("airflow task supervisor:", "airflow task runner:")
 IDLE_TITLE_SUFFIX = "<idle>"
 PROTECTION_PATH = "/task-protection/v1/state"
+RECEIPT_MARKER = "/tmp/openmwaa-task-received"
+"""Touched by :class:`ReceiptProtector` when Celery receives a task; its mtime is read by the
+monitor (both run in the worker container, in different processes)."""
 
 
 # --- pure core ---------------------------------------------------------------------------
@@ -73,9 +83,43 @@ def is_task_process(cmdline: str) -> bool:
     )
 
 
-def is_busy(cmdlines: Iterable[str]) -> bool:
-    """True if any of the processes is an Airflow task."""
-    return any(is_task_process(line) for line in cmdlines)
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process of the container, from ``/proc/<pid>/stat`` and ``cmdline``."""
+
+    pid: int
+    ppid: int
+    state: str
+    """One letter: R, S, D, ..., Z (zombie: ended, not yet reaped)."""
+    cmdline: str
+
+
+def parse_stat(text: str) -> tuple[int, str]:
+    """(ppid, state) from the text of ``/proc/<pid>/stat``; the command name in parentheses
+    may hold spaces and parentheses, so fields are counted after its last ``)``."""
+    fields = text.rsplit(")", 1)[1].split()
+    return int(fields[1]), fields[0]
+
+
+def is_supervisor(cmdline: str) -> bool:
+    """True for the title of an Airflow 3 task supervisor (a Celery pool process)."""
+    return " ".join(cmdline.split()).startswith(AIRFLOW3_SUPERVISOR_TITLE_PREFIX)
+
+
+def is_busy(processes: Iterable[ProcessInfo]) -> bool:
+    """True if one of the processes is an Airflow task: a task process (see
+    :func:`is_task_process`), or an Airflow 3 supervisor with a live child (its task runner)."""
+    live = [p for p in processes if p.state not in ("Z", "X")]
+    parents = {p.ppid for p in live}
+    return any(
+        is_task_process(p.cmdline) or (is_supervisor(p.cmdline) and p.pid in parents) for p in live
+    )
+
+
+def received_recently(age: float | None, rules: ProtectionRules) -> bool:
+    """True if the receipt marker (``age`` seconds old, None if absent) says a task was received
+    less than ``receipt_grace_seconds`` ago (a marker from the future counts, within as much)."""
+    return age is not None and abs(age) < rules.receipt_grace_seconds
 
 
 @dataclass(frozen=True)
@@ -90,6 +134,8 @@ class ProtectionRules:
     """Renew when less than this is left, so a busy worker is never unprotected."""
     watch_interval_seconds: float = 1.0
     """Check interval while unprotected (idle after warm-up); backs off on failed calls."""
+    receipt_grace_seconds: float = 60.0
+    """A task received this recently counts as running (it may not show in /proc yet)."""
 
 
 @dataclass(frozen=True)
@@ -168,21 +214,37 @@ def next_delay(state: MonitorState, now: float, rules: ProtectionRules) -> float
 # --- adapter -----------------------------------------------------------------------------
 
 
-def read_cmdlines(proc_root: str = "/proc") -> list[str]:
-    """Command lines of the processes under proc_root; vanished or unreadable ones skipped."""
-    lines: list[str] = []
+def read_processes(proc_root: str = "/proc") -> list[ProcessInfo]:
+    """The processes under proc_root; vanished or unreadable ones are skipped."""
+    found: list[ProcessInfo] = []
     for entry in os.listdir(proc_root):
         if not entry.isdigit():
             continue
+        base = os.path.join(proc_root, entry)
         try:
-            with open(os.path.join(proc_root, entry, "cmdline"), "rb") as handle:
+            with open(os.path.join(base, "stat"), encoding="utf-8", errors="replace") as handle:
+                ppid, state = parse_stat(handle.read())
+            with open(os.path.join(base, "cmdline"), "rb") as handle:
                 raw = handle.read()
-        except OSError:
+        except (OSError, ValueError, IndexError):
             continue  # the process ended between listdir and open, or is not ours to read
-        text = cmdline_text(raw)
-        if text:
-            lines.append(text)
-    return lines
+        found.append(ProcessInfo(int(entry), ppid, state, cmdline_text(raw)))
+    return found
+
+
+def touch_marker(path: str) -> None:
+    """Set the receipt marker's mtime to now (creating it)."""
+    with open(path, "a"):
+        pass
+    os.utime(path)
+
+
+def marker_age(path: str, now: float) -> float | None:
+    """Seconds since the receipt marker was touched (wall clock), None if there is none."""
+    try:
+        return now - os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 class AgentClient:
@@ -239,12 +301,56 @@ class AgentClient:
         return True
 
 
+class ReceiptProtector:
+    """Turns protection on when Celery receives a task, before it runs.
+
+    Called in the Celery consumer, so it is quick: it touches the marker (first, so the
+    monitor cannot release from then on), then PUTs protection with a short timeout, and skips
+    the call for ``receipt_grace_seconds / 2`` after a successful one (the marker keeps the
+    monitor from releasing for ``receipt_grace_seconds``, so protection is still on) or 5 s
+    after a failed one (the monitor, seeing the marker, protects within a second anyway).
+    """
+
+    def __init__(
+        self,
+        agent_uri: str,
+        *,
+        marker_path: str = RECEIPT_MARKER,
+        rules: ProtectionRules | None = None,
+        timeout_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.agent = AgentClient(agent_uri, timeout_seconds)
+        self.marker_path = marker_path
+        self.rules = rules or ProtectionRules()
+        self.clock = clock
+        self.quiet_until = -math.inf
+        self.lock = threading.Lock()
+
+    def on_receipt(self) -> bool:
+        """Mark and protect; True if the agent was asked and confirmed."""
+        try:
+            touch_marker(self.marker_path)
+        except OSError as error:
+            LOG.warning("cannot touch %s: %s", self.marker_path, error)
+        with self.lock:
+            now = self.clock()
+            if now < self.quiet_until:
+                return False
+            ok = self.agent.set_protection(True, self.rules.expires_in_minutes)
+            self.quiet_until = now + (self.rules.receipt_grace_seconds / 2 if ok else 5.0)
+        if ok:
+            LOG.info("task received: scale-in protection on")
+        return ok
+
+
 def run_monitor(
     stop: threading.Event,
     *,
     agent_uri: str | None,
     interval_seconds: float = 15.0,
     proc_root: str = "/proc",
+    marker_path: str = RECEIPT_MARKER,
     rules: ProtectionRules | None = None,
 ) -> None:
     """Keep the task's scale-in protection in step with its Airflow tasks until ``stop`` is set.
@@ -268,7 +374,7 @@ def run_monitor(
     while not stop.is_set():
         now = time.monotonic()
         try:
-            state = _check(state, now, agent, proc_root, rules)
+            state = _check(state, now, agent, proc_root, marker_path, rules)
             delay = next_delay(state, now, rules)
         except Exception:  # the thread must outlive any surprise
             LOG.exception("task protection check failed; trying again next check")
@@ -277,14 +383,25 @@ def run_monitor(
     LOG.info("task scale-in protection monitor stopped")
 
 
-def _check(
-    state: MonitorState, now: float, agent: AgentClient, proc_root: str, rules: ProtectionRules
-) -> MonitorState:
+def _busy(proc_root: str, marker_path: str, rules: ProtectionRules) -> bool:
+    if received_recently(marker_age(marker_path, time.time()), rules):
+        return True
     try:
-        busy = is_busy(read_cmdlines(proc_root))
+        return is_busy(read_processes(proc_root))
     except OSError as error:
         LOG.warning("cannot list processes under %s (%s): counting as busy", proc_root, error)
-        busy = True
+        return True
+
+
+def _check(
+    state: MonitorState,
+    now: float,
+    agent: AgentClient,
+    proc_root: str,
+    marker_path: str,
+    rules: ProtectionRules,
+) -> MonitorState:
+    busy = _busy(proc_root, marker_path, rules)
     action = decide(state, busy, now, rules)
     succeeded = True
     if action is Action.PROTECT:
@@ -302,4 +419,11 @@ def _check(
                 "no Airflow task for %d checks: task scale-in protection dropped",
                 state.idle_streak + 1,
             )
+            if _busy(proc_root, marker_path, rules):
+                # A task received while the release was in flight: its own protection call
+                # may have landed before our release. Protect again at once.
+                LOG.info("task received during the release: task scale-in protection on")
+                state = apply(state, busy, now, action, succeeded, rules)
+                busy, action = True, Action.PROTECT
+                succeeded = agent.set_protection(True, rules.expires_in_minutes)
     return apply(state, busy, now, action, succeeded, rules)
