@@ -206,7 +206,7 @@ class AirflowServices(Construct):
             image=self._image,
             essential=False,
             user="0",
-            entry_point=[],
+            entry_point=RUNTIME_ENTRY_POINT,
             command=RUNTIME_INSTALL_COMMAND,
             environment={RUNTIME_ENV_VAR: runtime_bundle_b64()},
             memory_reservation_mib=64,

@@ -113,6 +113,7 @@ def test_services_container_runs_the_runtime_from_the_stock_image(
 def test_services_init_container_writes_the_runtime_and_exits(default_template) -> None:
     runtime = container(default_template, "openmwaa-runtime")
     assert runtime["Essential"] is False
+    assert runtime["EntryPoint"] == RUNTIME_ENTRY_POINT, "the image's /entrypoint would run it"
     assert runtime["Command"] == RUNTIME_INSTALL_COMMAND
     assert len(env_of(runtime)["OPENMWAA_RUNTIME"]) > 1000
     assert runtime["MountPoints"] == [
