@@ -152,7 +152,8 @@ class AirflowEnvironment(Construct):
             heals differences (S3 events apply changes within seconds in between).
             Default: 10 minutes.
         :param alarm_topic: SNS topic the environment's alarms notify. Default: a new
-            encrypted topic, `env.monitoring.alarm_topic`, to subscribe to.
+            SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to (encrypted
+            with `kms_key` when given).
         """
         super().__init__(scope, construct_id)
         self.spec: EnvironmentClassSpec = _spec_or_default(environment_class)

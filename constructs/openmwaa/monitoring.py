@@ -7,6 +7,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
@@ -40,8 +41,10 @@ class AirflowMonitoring(Construct):
     balancer, the database's capacity and connections, and CPU/memory per service (needs
     Container Insights, which the cluster enables).
 
-    Alarms notify `alarm_topic` (default: a new SNS topic, encrypted with `kms_key` or the
-    AWS managed SNS key, SSL-only; subscribe your e-mail, chat or pager to it):
+    Alarms notify `alarm_topic` (default: a new SSL-only SNS topic, encrypted with `kms_key`
+    when given, whose key policy then lets CloudWatch publish; without `kms_key` it is not
+    encrypted at rest, because CloudWatch alarms cannot publish to a topic encrypted with the
+    AWS managed SNS key. Subscribe your e-mail, chat or pager to it):
     `queue_backlog_at_max` when tasks stay queued for 15 minutes while the workers are at
     `max_workers`; `autoscaler_errors` and `dag_sync_errors` when those functions fail;
     `api_server_unhealthy` when no api-server task passes the health check for 5 minutes.
@@ -64,13 +67,23 @@ class AirflowMonitoring(Construct):
         kms_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.owns_alarm_topic = alarm_topic is None
         self.alarm_topic = alarm_topic or sns.Topic(
             self,
             "AlarmTopic",
             display_name=f"Airflow {environment_name} alarms",
-            master_key=kms_key or kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            master_key=kms_key,
             enforce_ssl=True,
         )
+        if kms_key is not None and alarm_topic is None:
+            kms_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowCloudWatchAlarmsToPublish",
+                    principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                )
+            )
         queued = environment_metric("QueuedTasks", environment_name)
         running = environment_metric("RunningTasks", environment_name)
         desired = environment_metric("DesiredWorkers", environment_name)

@@ -205,6 +205,16 @@ LOAD_BALANCER_WAF = Finding(
 )
 
 
+_ALARM_TOPIC_REASON = (
+    "CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key, and "
+    "no kms_key was given; the topic carries only alarm names and states. Pass kms_key to "
+    "encrypt it with your key (its policy then lets CloudWatch publish)."
+)
+ALARM_TOPIC_WITHOUT_CMK = (
+    aws_solutions("SNS2", _ALARM_TOPIC_REASON),
+    Finding("SNSEncryptedKMS", _ALARM_TOPIC_REASON),
+)
+
 LAMBDA_MANAGED_POLICIES = [
     aws_solutions(
         f"IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
@@ -387,6 +397,8 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
             ),
         ],
     )
+    if not cmk and env.monitoring.owns_alarm_topic:
+        acknowledge(env.monitoring.alarm_topic, ALARM_TOPIC_WITHOUT_CMK)
     notifications = Stack.of(env).node.try_find_child(
         "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
     )

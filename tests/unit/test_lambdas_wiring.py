@@ -143,8 +143,31 @@ def test_monitoring_dashboard_and_alarms_notify_a_topic(default_template) -> Non
     for alarm in alarms.values():
         [action] = alarm["Properties"]["AlarmActions"]
         assert action["Ref"].startswith("AirflowMonitoringAlarmTopic")
-    default_template.has_resource_properties(
-        "AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()}
+    # CloudWatch cannot publish to a topic under the AWS managed SNS key: no key without kms_key.
+    default_template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.absent()})
+
+
+def test_monitoring_alarm_topic_uses_the_customer_key_cloudwatch_may_use(kms_template) -> None:
+    kms_template.has_resource_properties(
+        "AWS::SNS::Topic",
+        {"KmsMasterKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^Key"), "Arn"]}},
+    )
+    kms_template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Sid": "AllowCloudWatchAlarmsToPublish",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
     )
 
 
