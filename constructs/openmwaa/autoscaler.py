@@ -32,7 +32,9 @@ class WorkerAutoscaler(Construct):
     demand, and never on missing data. It only lowers the service's desired count: busy
     workers hold ECS task scale-in protection, so ECS stops only idle ones. Publishes
     QueuedTasks, RunningTasks, DesiredWorkers and RunningWorkers under the `OpenMWAA`
-    namespace with the dimension Environment. One concurrent run at most.
+    namespace with the dimension Environment. A run that fails or waits is dropped, never
+    retried (the next one starts a minute later), so runs do not pile up; no reserved
+    concurrency is taken, so the stack deploys on accounts with the minimum quota.
     """
 
     def __init__(
@@ -63,7 +65,6 @@ class WorkerAutoscaler(Construct):
             description=f"Airflow environment {environment_name}: scales Celery workers",
             timeout=Duration.seconds(60),
             memory_size=128,
-            reserved_concurrent_executions=1,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_group=security_group,
@@ -83,6 +84,7 @@ class WorkerAutoscaler(Construct):
                 "ENVIRONMENT_NAME": environment_name,
             },
         )
+        self.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)
         queue.grant(self.function, "sqs:GetQueueAttributes")
         self.function.add_to_role_policy(
             iam.PolicyStatement(

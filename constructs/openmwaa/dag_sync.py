@@ -78,7 +78,6 @@ class DagSync(Construct):
             description=f"Airflow environment {environment_name}: syncs the bucket onto EFS",
             timeout=Duration.minutes(15),
             memory_size=1024,
-            reserved_concurrent_executions=10,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_group=security_group,

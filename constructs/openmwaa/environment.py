@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
@@ -88,6 +89,7 @@ class AirflowEnvironment(Construct):
         certificate: acm.ICertificate | None = None,
         allowed_cidrs: Sequence[str] | None = None,
         image: ecs.ContainerImage | None = None,
+        docker_hub_credentials: secretsmanager.ISecret | None = None,
         worker_fargate_spot: bool = False,
         enable_execute_command: bool = False,
         scale_in_cooldown: Duration | None = None,
@@ -141,6 +143,13 @@ class AirflowEnvironment(Construct):
             CIDR for PRIVATE_ONLY, nobody for PUBLIC_ONLY (you must say who).
         :param image: Container image for every Airflow component (MWAA cannot do this).
             Default: the stock `apache/airflow:<version>-python3.12` from Docker Hub.
+            For production, mirror it to ECR (an ECR pull-through cache or a copy) and pass
+            it here: Docker Hub limits anonymous pulls per IP address, and every task behind
+            the same NAT gateway shares one address.
+        :param docker_hub_credentials: Secrets Manager secret `{"username", "password"}` of
+            a Docker Hub account, used to pull the default image (authenticated pulls have a
+            far higher limit). Default: anonymous pulls. Not allowed with `image` (give the
+            credentials to your `ContainerImage` instead).
         :param worker_fargate_spot: Run Celery workers on Fargate Spot (about 70 % cheaper;
             a reclaimed worker gets the 2-minute warning and drains like a scale-in).
             Default: False (on-demand Fargate).
@@ -200,6 +209,8 @@ class AirflowEnvironment(Construct):
                 hosted_zone_given=hosted_zone is not None,
                 certificate_given=certificate is not None,
                 allowed_cidrs=tuple(allowed_cidrs or ()),
+                image_given=image is not None,
+                docker_hub_credentials_given=docker_hub_credentials is not None,
                 tags=tags,
             )
         )
@@ -298,7 +309,10 @@ class AirflowEnvironment(Construct):
                 database_name=DATABASE_NAME,
                 configuration_options=self.airflow_configuration_options,
             ),
-            image=image or ecs.ContainerImage.from_registry(default_image_name(airflow_version)),
+            image=image
+            or ecs.ContainerImage.from_registry(
+                default_image_name(airflow_version), credentials=docker_hub_credentials
+            ),
             schedulers=self.schedulers,
             min_webservers=self.min_webservers,
             namespace_name=namespace,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
@@ -44,7 +44,9 @@ class AirflowMonitoring(Construct):
     Alarms notify `alarm_topic` (default: a new SSL-only SNS topic, encrypted with `kms_key`
     when given, whose key policy then lets CloudWatch publish; without `kms_key` it is not
     encrypted at rest, because CloudWatch alarms cannot publish to a topic encrypted with the
-    AWS managed SNS key. Subscribe your e-mail, chat or pager to it):
+    AWS managed SNS key. Its topic policy lets CloudWatch alarms of this account publish,
+    which the SSL-only policy would otherwise shut out. Subscribe your e-mail, chat or pager
+    to it. A topic you give must allow the same, and must not use the AWS managed SNS key):
     `queue_backlog_at_max` when tasks stay queued for 15 minutes while the workers are at
     `max_workers`; `autoscaler_errors` and `dag_sync_errors` when those functions fail;
     `api_server_unhealthy` when no api-server task passes the health check for 5 minutes.
@@ -75,15 +77,27 @@ class AirflowMonitoring(Construct):
             master_key=kms_key,
             enforce_ssl=True,
         )
-        if kms_key is not None and alarm_topic is None:
-            kms_key.add_to_resource_policy(
+        if alarm_topic is None:
+            same_account = {"StringEquals": {"aws:SourceAccount": Stack.of(self).account}}
+            self.alarm_topic.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="AllowCloudWatchAlarmsToPublish",
                     principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],
+                    actions=["sns:Publish"],
+                    resources=[self.alarm_topic.topic_arn],
+                    conditions=same_account,
                 )
             )
+            if kms_key is not None:
+                kms_key.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        sid="AllowCloudWatchAlarmsToPublish",
+                        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                        resources=["*"],
+                        conditions=same_account,
+                    )
+                )
         queued = environment_metric("QueuedTasks", environment_name)
         running = environment_metric("RunningTasks", environment_name)
         desired = environment_metric("DesiredWorkers", environment_name)

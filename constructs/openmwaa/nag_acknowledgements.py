@@ -330,11 +330,22 @@ def nag_ref(construct: IConstruct) -> str:
     return nag_attribute(construct, "")[:-2] + ">"
 
 
+NO_RESERVED_CONCURRENCY = Finding(
+    "LambdaConcurrency",
+    "Reserved concurrency would make the stack fail to deploy on accounts at the minimum "
+    "Lambda concurrency quota (10 unreserved must remain); the autoscaler's runs are never "
+    "retried or queued, and the DAG sync serialises its writes with locks on EFS.",
+)
+
+
 def acknowledge_bundled_function(
     function: lambda_.Function, *, cmk: bool, extra: Iterable[Finding] = ()
 ) -> None:
     """The findings every bundled Lambda has, plus `extra` ones of its own."""
-    acknowledge(function, [*LAMBDA_MANAGED_POLICIES, INLINE_ROLE_POLICY, *extra])
+    acknowledge(
+        function,
+        [*LAMBDA_MANAGED_POLICIES, INLINE_ROLE_POLICY, NO_RESERVED_CONCURRENCY, *extra],
+    )
     if not cmk:
         acknowledge(function.log_group, [LOG_GROUP_WITHOUT_CMK])
 

@@ -315,4 +315,9 @@ class AirflowServices(Construct):
             if api_server
             else None,
         )
+        if spot:
+            # The cluster's capacity-provider association is created late, at synth; a
+            # dependency on the whole cluster covers it, so a stack delete removes the
+            # service before the association (which fails while the service uses Spot).
+            service.node.add_dependency(self.cluster)
         return service

@@ -68,6 +68,8 @@ class EnvironmentSettings:
     certificate_given: bool = False
     allowed_cidrs: Sequence[str] = ()
     tags: Mapping[str, str] | None = None
+    image_given: bool = False
+    docker_hub_credentials_given: bool = False
 
 
 Rule = Callable[[EnvironmentSettings], list[str]]
@@ -267,6 +269,15 @@ def check_tags(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
+def check_image(s: EnvironmentSettings) -> list[str]:
+    if s.image_given and s.docker_hub_credentials_given:
+        return [
+            "docker_hub_credentials: given with image; they apply to the default image only, "
+            "so pass credentials to your ContainerImage instead"
+        ]
+    return []
+
+
 RULES: tuple[Rule, ...] = (
     check_environment_name,
     check_environment_class,
@@ -281,6 +292,7 @@ RULES: tuple[Rule, ...] = (
     check_network,
     check_allowed_cidrs,
     check_tags,
+    check_image,
 )
 
 

@@ -84,9 +84,8 @@ def test_dag_sync_may_roll_only_this_clusters_services(default_template) -> None
     assert not any("s3:PutObject" in str(s["Action"]) for s in statements)
 
 
-def test_autoscaler_runs_every_minute_one_at_a_time(default_template) -> None:
+def test_autoscaler_runs_every_minute(default_template) -> None:
     props = function(default_template, "autoscaler.handler.handler")
-    assert props["ReservedConcurrentExecutions"] == 1
     assert props["Timeout"] == 60
     default_template.has_resource_properties(
         "AWS::Events::Rule", {"ScheduleExpression": "rate(1 minute)"}
@@ -179,5 +178,41 @@ def test_monitoring_alarms_on_a_backlog_at_max_workers(default_template) -> None
             "Metrics": Match.array_with(
                 [Match.object_like({"Expression": "IF(desired >= 10 AND queued > 0, queued, 0)"})]
             ),
+        },
+    )
+
+
+def test_autoscaler_runs_are_never_retried_or_queued(default_template) -> None:
+    default_template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0},
+    )
+
+
+def test_bundled_lambdas_reserve_no_concurrency(default_template) -> None:
+    for handler in ("dag_sync.handler.handler", "autoscaler.handler.handler"):
+        assert "ReservedConcurrentExecutions" not in function(default_template, handler)
+
+
+def test_monitoring_topic_lets_this_accounts_alarms_publish(default_template) -> None:
+    default_template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Sid": "AllowCloudWatchAlarmsToPublish",
+                                "Action": "sns:Publish",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Condition": {
+                                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
         },
     )

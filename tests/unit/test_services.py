@@ -264,3 +264,27 @@ def test_services_airflow_2_uses_the_webserver_health_path_and_no_execution_api(
     template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health"}
     )
+
+
+def test_services_pull_the_default_image_with_docker_hub_credentials_when_given() -> None:
+    import aws_cdk as cdk
+    from aws_cdk import aws_secretsmanager as secretsmanager
+    from aws_cdk.assertions import Template
+
+    from openmwaa import AirflowEnvironment
+    from tests.stacks import TEST_ENV
+
+    stack = cdk.Stack(cdk.App(), "Creds", env=TEST_ENV)
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dockerhub-AbCdEf"
+    secret = secretsmanager.Secret.from_secret_complete_arn(stack, "Hub", arn)
+    AirflowEnvironment(stack, "Airflow", docker_hub_credentials=secret)
+    worker = container(Template.from_stack(stack), "worker")
+    assert worker["RepositoryCredentials"] == {"CredentialsParameter": arn}
+
+
+def test_services_spot_workers_wait_for_the_capacity_provider_association() -> None:
+    template = template_of(worker_fargate_spot=True)
+    [association] = template.find_resources("AWS::ECS::ClusterCapacityProviderAssociations")
+    services = template.find_resources("AWS::ECS::Service")
+    [worker] = [v for k, v in services.items() if "WorkerService" in k]
+    assert association in worker["DependsOn"]

@@ -193,6 +193,11 @@ def test_fails_when_tag_key_reserved() -> None:
     assert problem.startswith("tags: key 'aws:owner'")
 
 
+def test_fails_when_docker_hub_credentials_given_with_an_image() -> None:
+    [problem] = problems(image_given=True, docker_hub_credentials_given=True)
+    assert problem.startswith("docker_hub_credentials: given with image")
+
+
 def test_raise_lists_every_problem_in_one_error() -> None:
     bad = dataclasses.replace(VALID, schedulers=9, max_workers=0, min_workers=0)
     with pytest.raises(ValueError) as error:
