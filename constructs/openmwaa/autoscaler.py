@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 
-from .bundled_function import bundled_function
+from .bundled_function import FunctionPlacement, bundled_function
 from .execution_role import METRIC_NAMESPACE
 
 DEFAULT_SCALE_IN_COOLDOWN = Duration.minutes(5)
@@ -50,12 +47,8 @@ class WorkerAutoscaler(Construct):
         min_workers: int,
         max_workers: int,
         tasks_per_worker: int,
-        vpc: ec2.IVpc,
-        vpc_subnets: ec2.SubnetSelection,
-        security_group: ec2.ISecurityGroup,
+        placement: FunctionPlacement,
         scale_in_cooldown: Duration = DEFAULT_SCALE_IN_COOLDOWN,
-        kms_key: kms.IKey | None = None,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = bundled_function(
@@ -65,11 +58,7 @@ class WorkerAutoscaler(Construct):
             description=f"Airflow environment {environment_name}: scales Celery workers",
             timeout=Duration.seconds(60),
             memory_size=128,
-            vpc=vpc,
-            vpc_subnets=vpc_subnets,
-            security_group=security_group,
-            kms_key=kms_key,
-            log_retention=log_retention,
+            placement=placement,
             environment={
                 "QUEUE_URL": queue.queue_url,
                 "CLUSTER_NAME": cluster.cluster_name,

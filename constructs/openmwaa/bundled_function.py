@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
@@ -16,6 +17,18 @@ from constructs import Construct
 from .assets import lambda_code_dir
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+@dataclass(frozen=True)
+class FunctionPlacement:
+    """Where a bundled function runs and how its data is protected: the environment's
+    private subnets and security group, its `kms_key` (or none) and its log retention."""
+
+    vpc: ec2.IVpc
+    vpc_subnets: ec2.SubnetSelection
+    security_group: ec2.ISecurityGroup
+    kms_key: kms.IKey | None
+    log_retention: logs.RetentionDays
 
 
 def bundled_code() -> lambda_.Code:
@@ -38,11 +51,7 @@ def bundled_function(
     timeout: Duration,
     memory_size: int,
     environment: Mapping[str, str],
-    vpc: ec2.IVpc,
-    vpc_subnets: ec2.SubnetSelection,
-    security_group: ec2.ISecurityGroup,
-    kms_key: kms.IKey | None,
-    log_retention: logs.RetentionDays,
+    placement: FunctionPlacement,
     **extra: Any,
 ) -> lambda_.Function:
     """A function on `RUNTIME` (arm64) in the environment's private subnets, with its own
@@ -50,8 +59,8 @@ def bundled_function(
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
-        retention=log_retention,
-        encryption_key=kms_key,
+        retention=placement.log_retention,
+        encryption_key=placement.kms_key,
         removal_policy=RemovalPolicy.DESTROY,
     )
     return lambda_.Function(
@@ -65,10 +74,10 @@ def bundled_function(
         timeout=timeout,
         memory_size=memory_size,
         environment=dict(environment),
-        environment_encryption=kms_key,
-        vpc=vpc,
-        vpc_subnets=vpc_subnets,
-        security_groups=[security_group],
+        environment_encryption=placement.kms_key,
+        vpc=placement.vpc,
+        vpc_subnets=placement.vpc_subnets,
+        security_groups=[placement.security_group],
         log_group=log_group,
         **extra,
     )

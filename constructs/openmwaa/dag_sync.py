@@ -5,21 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Annotations, Duration, Stack, triggers
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 
 from constructs import Construct
 
-from .bundled_function import bundled_function
+from .bundled_function import FunctionPlacement, bundled_function
 from .execution_role import METRIC_NAMESPACE
 from .source_bucket import DAGS_PREFIX, PLUGINS_KEY, REQUIREMENTS_KEY, STARTUP_SCRIPT_KEY
 
@@ -60,15 +57,11 @@ class DagSync(Construct):
         access_point: efs.IAccessPoint,
         cluster: ecs.ICluster,
         services: Sequence[ecs.FargateService],
-        vpc: ec2.IVpc,
-        vpc_subnets: ec2.SubnetSelection,
-        security_group: ec2.ISecurityGroup,
+        placement: FunctionPlacement,
         requirements_s3_object_version: str | None,
         plugins_s3_object_version: str | None,
         startup_script_s3_object_version: str | None,
         reconcile_interval: Duration = DEFAULT_RECONCILE_INTERVAL,
-        kms_key: kms.IKey | None = None,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = bundled_function(
@@ -78,11 +71,7 @@ class DagSync(Construct):
             description=f"Airflow environment {environment_name}: syncs the bucket onto EFS",
             timeout=Duration.minutes(15),
             memory_size=1024,
-            vpc=vpc,
-            vpc_subnets=vpc_subnets,
-            security_group=security_group,
-            kms_key=kms_key,
-            log_retention=log_retention,
+            placement=placement,
             filesystem=lambda_.FileSystem.from_efs_access_point(access_point, MOUNT_PATH),
             environment={
                 "BUCKET_NAME": bucket.bucket_name,

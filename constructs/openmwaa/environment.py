@@ -21,6 +21,7 @@ from constructs import Construct
 from .airflow_secrets import AirflowSecrets
 from .autoscaler import DEFAULT_SCALE_IN_COOLDOWN, WorkerAutoscaler
 from .broker import CeleryBroker
+from .bundled_function import FunctionPlacement
 from .container_environment import ContainerSettings
 from .dag_sync import DEFAULT_RECONCILE_INTERVAL, DagSync
 from .database import DATABASE_NAME, MetadataDatabase
@@ -338,6 +339,13 @@ class AirflowEnvironment(Construct):
             certificate=certificate,
         )
 
+        placement = FunctionPlacement(
+            vpc=self.network.vpc,
+            vpc_subnets=self.network.subnets,
+            security_group=self.network.security_group,
+            kms_key=kms_key,
+            log_retention=self.logging_configuration.retention,
+        )
         self.dag_sync = DagSync(
             self,
             "DagSync",
@@ -346,15 +354,11 @@ class AirflowEnvironment(Construct):
             access_point=self.storage.access_point,
             cluster=self.services.cluster,
             services=self.services.all_services,
-            vpc=self.network.vpc,
-            vpc_subnets=self.network.subnets,
-            security_group=self.network.security_group,
+            placement=placement,
             requirements_s3_object_version=requirements_s3_object_version,
             plugins_s3_object_version=plugins_s3_object_version,
             startup_script_s3_object_version=startup_script_s3_object_version,
             reconcile_interval=reconcile_interval or DEFAULT_RECONCILE_INTERVAL,
-            kms_key=kms_key,
-            log_retention=self.logging_configuration.retention,
         )
 
         self.autoscaler: WorkerAutoscaler | None = None
@@ -370,12 +374,8 @@ class AirflowEnvironment(Construct):
                 min_workers=self.min_workers,
                 max_workers=self.max_workers,
                 tasks_per_worker=self.spec.tasks_per_worker,
-                vpc=self.network.vpc,
-                vpc_subnets=self.network.subnets,
-                security_group=self.network.security_group,
+                placement=placement,
                 scale_in_cooldown=scale_in_cooldown or DEFAULT_SCALE_IN_COOLDOWN,
-                kms_key=kms_key,
-                log_retention=self.logging_configuration.retention,
             )
 
         self.monitoring = AirflowMonitoring(
