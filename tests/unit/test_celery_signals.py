@@ -14,9 +14,8 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,7 @@ import pytest
 from openmwaa import runtime_bundle
 from openmwaa.runtime import bootstrap, celery_signals
 from openmwaa.runtime import task_protection as tp
-
-from .test_task_protection import Agent
+from tests.unit.ecs_agent_stub import Agent
 
 DEFAULT_CONFIG = {"broker_url": "sqs://", "task_acks_late": True, "worker_concurrency": 5}
 
@@ -71,16 +69,6 @@ def signal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSignal:
     monkeypatch.setattr(celery_signals, "_protector", None)
     monkeypatch.setattr(tp, "RECEIPT_MARKER", str(tmp_path / "task-received"))
     return task_received
-
-
-@pytest.fixture
-def agent() -> Iterator[Agent]:
-    server = Agent()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_celery_config_is_airflows_and_connects_the_receipt_handler(

@@ -9,14 +9,11 @@ detection against a live worker too).
 from __future__ import annotations
 
 import ast
-import http.server
-import json
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import pytest
 
 from openmwaa.runtime import task_protection as tp
 from openmwaa.runtime.task_protection import Action, MonitorState, ProtectionRules
+from tests.unit.ecs_agent_stub import Agent
 
 RULES = ProtectionRules()
 
@@ -312,72 +310,6 @@ def proc(tmp_path: Path) -> FakeProc:
     fake.add(10, AIRFLOW3_SUPERVISOR, ppid=7)  # the title a pool process keeps after a task
     (fake.root / "11").mkdir()  # a process that ended: nothing left to read
     return fake
-
-
-class Agent(http.server.ThreadingHTTPServer):
-    """Records PUT bodies; answers with the queued responses, then success."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), AgentHandler)
-        self.requests: list[tuple[str, str, dict[str, object]]] = []
-        self.times: list[float] = []
-        self.responses: list[tuple[int, dict[str, object]]] = []
-        self.lock = threading.Lock()
-        self.on_request: Callable[[dict[str, object]], None] | None = None
-        """Called with each body before the answer (to act "while the call is in flight")."""
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/api/task-id"
-
-    def bodies(self) -> list[dict[str, object]]:
-        with self.lock:
-            return [body for _, _, body in self.requests]
-
-
-class AgentHandler(http.server.BaseHTTPRequestHandler):
-    server: Agent
-
-    def do_PUT(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        body = json.loads(self.rfile.read(length))
-        if self.server.on_request is not None:
-            self.server.on_request(body)
-        with self.server.lock:
-            self.server.requests.append((self.command, self.path, body))
-            self.server.times.append(time.monotonic())
-            status, answer = (
-                self.server.responses.pop(0)
-                if self.server.responses
-                else (
-                    200,
-                    {
-                        "protection": {
-                            "ProtectionEnabled": body["ProtectionEnabled"],
-                            "TaskArn": "arn:aws:ecs:us-east-1:1:task/c/abc",
-                        }
-                    },
-                )
-            )
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def agent() -> Iterator[Agent]:
-    server = Agent()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 FAST = ProtectionRules(warmup_seconds=0, watch_interval_seconds=0.01)
