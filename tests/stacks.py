@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 
 from openmwaa import AirflowEnvironment
+from tools.cdk_app import project_app
 
 TEST_ENV = cdk.Environment(account="123456789012", region="eu-west-1")
 
@@ -17,7 +18,7 @@ def bundled_stack(app: cdk.App | None = None) -> cdk.Stack:
     """The stack of app.py."""
     from app import AirflowStack
 
-    app = app or cdk.App()
+    app = app or project_app()
     return AirflowStack(app, "OpenMwaa")
 
 
@@ -25,14 +26,14 @@ def environment_stack(
     app: cdk.App | None = None, *, stack_id: str = "Test", **props: Any
 ) -> tuple[cdk.Stack, AirflowEnvironment]:
     """A stack with one AirflowEnvironment built from `props`."""
-    app = app or cdk.App()
+    app = app or project_app()
     stack = cdk.Stack(app, stack_id, env=TEST_ENV)
     return stack, AirflowEnvironment(stack, "Airflow", **props)
 
 
 def kms_imported_vpc_stack(app: cdk.App | None = None) -> tuple[cdk.Stack, AirflowEnvironment]:
     """A customer managed key and a VPC imported by attributes (a shared VPC)."""
-    app = app or cdk.App()
+    app = app or project_app()
     stack = cdk.Stack(app, "KmsImportedVpc", env=TEST_ENV)
     key = kms.Key(stack, "Key", enable_key_rotation=True, description="Airflow data key")
     vpc = ec2.Vpc.from_vpc_attributes(
@@ -53,7 +54,7 @@ def public_https_stack(app: cdk.App | None = None, **props: Any) -> cdk.Stack:
 
     from openmwaa import WebserverAccessMode
 
-    app = app or cdk.App()
+    app = app or project_app()
     stack = cdk.Stack(app, "PublicHttps", env=TEST_ENV)
     zone = route53.HostedZone.from_hosted_zone_attributes(
         stack, "Zone", hosted_zone_id="Z0123456789ABCDEFGHIJ", zone_name="example.com"

@@ -1,7 +1,8 @@
 """Write cdk.out.example/: the reviewed CloudFormation of the bundled app (`make example`).
 
 Asset hashes change with every edit of the bundled Lambda code, so they are replaced by
-`<asset-hash>`; everything else is the template exactly as `cdk synth` writes it.
+`<asset-hash>`; everything else is the template exactly as `cdk synth` writes it (the app is
+built with the CLI's context: see tools/cdk_app.py, and tests/test_cli_synth.py proves it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
+from tools.cdk_app import project_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO_ROOT / "cdk.out.example"
@@ -31,7 +32,7 @@ def synthesize_example() -> dict[str, str]:
     from app import build_app
 
     with tempfile.TemporaryDirectory(prefix="example-") as outdir:
-        assembly = build_app(cdk.App(outdir=outdir)).synth()
+        assembly = build_app(project_app(outdir=outdir)).synth()
         files = {}
         for stack in assembly.stacks:
             template: dict[str, Any] = stack.template

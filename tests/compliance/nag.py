@@ -9,6 +9,8 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 
+from tools.cdk_app import project_app
+
 
 def nag_findings(build: type[object] | object, *, outdir: str | None = None) -> list[str]:
     """Synthesize the app made by `build(app)` under three cdk-nag packs.
@@ -16,7 +18,7 @@ def nag_findings(build: type[object] | object, *, outdir: str | None = None) -> 
     Returns one line per unacknowledged finding: "<rule> <construct path>".
     """
     out = outdir or tempfile.mkdtemp(prefix="nag-")
-    app = cdk.App(outdir=out)
+    app = project_app(outdir=out)
     build(app)  # type: ignore[operator]
     cdk.Validations.of(app).add_plugins(
         AwsSolutionsChecks(app), HIPAASecurityChecks(app), NIST80053R5Checks(app)

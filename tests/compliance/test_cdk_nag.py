@@ -8,6 +8,7 @@ from aws_cdk import aws_s3 as s3
 from openmwaa.nag_acknowledgements import AWS_MANAGED_ENCRYPTION
 from tests.compliance.nag import nag_findings
 from tests.stacks import bundled_stack, kms_imported_vpc_stack
+from tools.cdk_app import project_app
 
 
 def test_cdk_nag_bundled_app_has_no_unacknowledged_finding() -> None:
@@ -49,7 +50,7 @@ def test_cdk_nag_customer_key_variant_acknowledges_no_aws_managed_encryption() -
 
 
 def test_cdk_nag_default_variant_acknowledges_aws_managed_encryption_per_resource() -> None:
-    app = cdk.App()
+    app = project_app()
     env = bundled_stack(app).airflow  # type: ignore[attr-defined]
     reasons = _acknowledgements(env)
     bucket_path = env.bucket.node.path
@@ -59,7 +60,7 @@ def test_cdk_nag_default_variant_acknowledges_aws_managed_encryption_per_resourc
 
 
 def test_cdk_nag_every_acknowledgement_has_a_specific_reason() -> None:
-    app = cdk.App()
+    app = project_app()
     env = bundled_stack(app).airflow  # type: ignore[attr-defined]
     for key, reason in _acknowledgements(env).items():
         assert len(reason) >= 60, key

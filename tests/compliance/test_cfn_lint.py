@@ -21,6 +21,7 @@ from openmwaa import (
     ModuleLogging,
 )
 from tests.stacks import TEST_ENV, bundled_stack
+from tools.cdk_app import project_app
 
 
 def _env(**props: Any) -> Callable[[cdk.App], cdk.Stack]:
@@ -65,7 +66,7 @@ COMBINATIONS: dict[str, Callable[[cdk.App], cdk.Stack]] = {
 
 @pytest.mark.parametrize("name", sorted(COMBINATIONS))
 def test_cfn_lint_finds_no_error(name: str) -> None:
-    app = cdk.App()
+    app = project_app()
     stack = COMBINATIONS[name](app)
     template = app.synth().get_stack_by_name(stack.stack_name).template
     matches = lint(json.dumps(template), config=ManualArgs(regions=["eu-west-1"]))

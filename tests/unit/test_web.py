@@ -6,6 +6,7 @@ from aws_cdk.assertions import Match, Template
 
 from openmwaa import AirflowEnvironment
 from tests.stacks import TEST_ENV, public_https_stack
+from tools.cdk_app import project_app
 
 
 def public_domain_template(**props) -> Template:  # type: ignore[no-untyped-def]
@@ -96,7 +97,7 @@ def test_web_public_load_balancer_logs_access_when_region_is_known(
 
 
 def test_fails_when_public_without_tls() -> None:
-    stack = cdk.Stack(cdk.App(), "Open", env=TEST_ENV)
+    stack = cdk.Stack(project_app(), "Open", env=TEST_ENV)
     with pytest.raises(ValueError, match="PUBLIC_ONLY without TLS"):
         AirflowEnvironment(stack, "Airflow", webserver_access_mode="PUBLIC_ONLY")
 
