@@ -19,7 +19,13 @@ class ExecutionRole(Construct):
     """MWAA's execution-role permissions, scoped to this environment.
 
     - read the source bucket (dags, plugins, requirements, startup script);
-    - write and read its own log groups `airflow-<environment>-*` (task logs in the UI);
+    - write and read its own log groups `airflow-<environment>-*` (task logs in the UI), and
+      create them if they are missing (`logs:CreateLogGroup` on those groups only, as MWAA's
+      policy grants it on `airflow-<environment>-*`);
+    - `logs:DescribeLogGroups` on every log group of the account and region: Airflow's
+      CloudWatch task handler (watchtower) looks its group up with it before it writes, and AWS
+      authorizes the action only against `log-group:*`, never a single group (MWAA's policy
+      grants it on `*`);
     - use the Celery broker queue (send, receive, delete, change visibility, attributes);
     - read secrets under `airflow/connections/*` and `airflow/variables/*` (the Secrets
       Manager backend, as MWAA documents it);
@@ -55,6 +61,27 @@ class ExecutionRole(Construct):
             group.grant_write(self.role)
             group.grant_read(self.role)
         stack = Stack.of(self)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="CreateOwnLogGroups",
+                actions=["logs:CreateLogGroup"],
+                resources=[group.log_group_arn for group in log_groups],
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DescribeLogGroups",
+                actions=["logs:DescribeLogGroups"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="SecretsManagerBackend",

@@ -59,6 +59,8 @@ class TaskSpec:
     logical_id: str
     containers: tuple[ContainerSpec, ...]
     volumes: dict[str, bool]
+    task_role: str | None = None  # logical ID of the role the containers run as
+    execution_role: str | None = None  # logical ID of the role ECS pulls and reads secrets as
 
     def container(self, name: str) -> ContainerSpec:
         for spec in self.containers:
@@ -110,8 +112,24 @@ def task_specs(template: Mapping[str, Any]) -> list[TaskSpec]:
             volume["Name"]: "EFSVolumeConfiguration" in volume
             for volume in props.get("Volumes", [])
         }
-        tasks.append(TaskSpec(logical_id, tuple(containers), volumes))
+        tasks.append(
+            TaskSpec(
+                logical_id,
+                tuple(containers),
+                volumes,
+                task_role=_get_att_target(props.get("TaskRoleArn")),
+                execution_role=_get_att_target(props.get("ExecutionRoleArn")),
+            )
+        )
     return tasks
+
+
+def _get_att_target(value: Any) -> str | None:
+    """The logical ID a ``Fn::GetAtt`` names, or None."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    return None
 
 
 def container_specs(template: Mapping[str, Any]) -> list[ContainerSpec]:

@@ -41,6 +41,7 @@ import pytest
 
 from .cfn import TaskSpec, resources_of_type, task_specs
 from .localenv import LocalPostgres, MotoServer, Process, free_port, postgres_bin_dir, start_process
+from .principals import ADMIN, Credentials, create_principals, enforce, read_decisions
 from .provision import (
     REGION,
     LaunchSpec,
@@ -59,20 +60,23 @@ COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "worker")
 
 
 class MotoClients:
-    """boto3 clients of the moto server."""
+    """boto3 clients of the moto server, as the administrator unless told otherwise."""
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
+        self.credentials = Credentials("bootstrap", "testing", "testing")
 
-    def client(self, name: str) -> Any:
+    def client(self, name: str, principal: Credentials | None = None) -> Any:
+        """A client that signs as ``principal`` (a role's user), default the admin."""
         import boto3
 
+        credentials = principal or self.credentials
         return boto3.client(
             name,
             endpoint_url=self.endpoint,
             region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
         )
 
 
@@ -114,11 +118,22 @@ class AirflowUnderTest:
     aws: MotoClients
     provisioned: Provisioned
     launches: dict[str, LaunchSpec]
+    principals: dict[str, Credentials]
+    decisions_path: Path
+    template: dict[str, Any]
     processes: dict[str, Process] = field(default_factory=dict)
     sync_root: Path = Path()
     source_bucket: str = ""
     _token: str = ""
     _restarts: int = 0
+
+    def function_principal(self, handler: str) -> Credentials:
+        """The credentials of the role of the template's Lambda function with ``handler``."""
+        return self.principals[function_role(self.template, handler)]
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every authorization decision moto made since IAM enforcement began."""
+        return read_decisions(self.decisions_path)
 
     def diagnostics(self, lines: int = 40) -> str:
         parts = [f"template: {self.source}; work dir: {self.work_dir}"]
@@ -229,6 +244,30 @@ def _init_containers(task: TaskSpec) -> list[str]:
     return order
 
 
+LAMBDA_HANDLERS = ("dag_sync.handler.handler", "autoscaler.handler.handler")
+
+
+def function_role(template: dict[str, Any], handler: str) -> str:
+    """The logical ID of the role of the function whose Handler is ``handler``."""
+    for resource in resources_of_type(template, "AWS::Lambda::Function").values():
+        props = resource.get("Properties", {})
+        if props.get("Handler") == handler:
+            return str(props["Role"]["Fn::GetAtt"][0])
+    raise AssertionError(f"the template has no function with handler {handler}")
+
+
+def _roles_to_run_as(template: dict[str, Any], tasks: list[TaskSpec]) -> set[str]:
+    roles = set()
+    for task in tasks:
+        if task.task_role is None or task.execution_role is None:
+            raise AssertionError(f"{task.logical_id} has no task role or execution role")
+        roles |= {task.task_role, task.execution_role}
+    for resource in resources_of_type(template, "AWS::Lambda::Function").values():
+        if resource.get("Properties", {}).get("Handler") in LAMBDA_HANDLERS:
+            roles.add(str(resource["Properties"]["Role"]["Fn::GetAtt"][0]))
+    return roles
+
+
 def _health(env: AirflowUnderTest) -> bool:
     health = env.request("GET", "/api/v2/monitor/health", auth=False)
     wanted = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -271,7 +310,8 @@ def airflow_session(
     work_dir = Path(tempfile.mkdtemp(prefix="openmwaa-e2e-"))
     logs_dir = work_dir / "logs"
     postgres = LocalPostgres(postgres_bin_dir())
-    moto = MotoServer(sys.executable, logs_dir / "moto.log")
+    decisions = work_dir / "iam-decisions.jsonl"
+    moto = MotoServer(sys.executable, logs_dir / "moto.log", decisions)
     env: AirflowUnderTest | None = None
     try:
         postgres.start()
@@ -279,6 +319,11 @@ def airflow_session(
         aws = MotoClients(moto.endpoint)
         provisioned = provision(template, aws, postgres)
         _apply_bucket_versioning(template, aws, provisioned)
+        principals = create_principals(
+            aws.client("iam"), template, _roles_to_run_as(template, tasks), provisioned.resolver
+        )
+        enforce(moto.endpoint)
+        aws.credentials = principals[ADMIN]
         sync_root = work_dir / "sync"
         shutil.copytree(SYNC_FIXTURE, sync_root)
         paths = LocalPaths(
@@ -294,14 +339,30 @@ def airflow_session(
         init_launches: list[LaunchSpec] = []
         for task in tasks:
             volumes = volume_dirs(task, paths)
+            assert task.task_role and task.execution_role
+            task_credentials = principals[task.task_role]
+            secrets_client = aws.client("secretsmanager", principals[task.execution_role])
+
+            def read_secret(arn: str, client: Any = secrets_client) -> str:
+                value: str = client.get_secret_value(SecretId=arn)["SecretString"]
+                return value
+
+            def launch(
+                spec: Any,
+                task: TaskSpec = task,
+                volumes: Any = volumes,
+                credentials: Credentials = task_credentials,
+                read_secret: Any = read_secret,
+            ) -> LaunchSpec:
+                return launch_spec(
+                    task, spec, provisioned, template, paths, volumes, credentials, read_secret
+                )
+
             for name in _init_containers(task):
-                spec = task.container(name)
-                init_launches.append(launch_spec(task, spec, provisioned, template, paths, volumes))
+                init_launches.append(launch(task.container(name)))
             for spec in task.containers:
                 if spec.component in COMPONENTS and spec.component not in launches:
-                    launches[spec.component] = launch_spec(
-                        task, spec, provisioned, template, paths, volumes
-                    )
+                    launches[spec.component] = launch(spec)
         for index, launch in enumerate(init_launches):
             process = start_process(
                 launch.container,
@@ -329,6 +390,9 @@ def airflow_session(
             aws=aws,
             provisioned=provisioned,
             launches=launches,
+            principals=principals,
+            decisions_path=decisions,
+            template=template,
             sync_root=sync_root,
             source_bucket=_dag_sync_bucket(template, provisioned),
         )

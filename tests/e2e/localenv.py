@@ -258,12 +258,18 @@ def start_process(
 # --- moto --------------------------------------------------------------------------------
 
 
+MOTO_IAM_SERVER = Path(__file__).resolve().parent / "moto_iam_server.py"
+
+
 @dataclass
 class MotoServer:
-    """moto in server mode on 127.0.0.1: S3, SQS, Secrets Manager, CloudWatch Logs."""
+    """moto in server mode on 127.0.0.1 (S3, SQS, Secrets Manager, CloudWatch, ECS, IAM),
+    started by ``moto_iam_server.py``: once :func:`principals.enforce` is called, every call
+    is authorized as AWS would and its decision appended to ``decisions_path``."""
 
     python: str
     log_path: Path
+    decisions_path: Path
     port: int = field(default_factory=free_port)
     process: Process | None = None
 
@@ -275,7 +281,16 @@ class MotoServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.process = start_process(
             "moto",
-            [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [
+                self.python,
+                str(MOTO_IAM_SERVER),
+                "--record",
+                str(self.decisions_path),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
             env,
             self.log_path,
             cwd="/",

@@ -15,7 +15,8 @@ import json
 import random
 import re
 import string
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,13 @@ from .cfn import (
     resources_of_type,
 )
 from .localenv import LocalPostgres
+from .principals import Credentials
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 IMAGE_ENTRY_POINT = "/usr/bin/dumb-init"
+LOAD_BALANCER_DNS_NAME = "openmwaa-load-balancer.e2e.invalid"
+"""The load balancer's DNSName locally; substitution 5 replaces it in the containers."""
 
 LOCAL_SUBSTITUTIONS = """\
 What the test changes in each container, and why (everything else is the template's):
@@ -49,14 +53,20 @@ What the test changes in each container, and why (everything else is the templat
    volumes (the runtime's) a directory per task. OPENMWAA_SYNC_ROOT must be where the EFS
    volume is mounted. Containers other tasks depend on (the runtime's init container) run to
    completion first, as ECS's DependsOn says.
-4. AWS: AWS_ENDPOINT_URL points every AWS client at the moto server, with fake credentials
-   (on ECS they come from the task role).
+4. AWS: AWS_ENDPOINT_URL points every AWS client at the moto server. The credentials are an
+   access key of a moto IAM user that holds exactly the task role's policies from the
+   template (on ECS they come from the task role), and moto enforces IAM with AWS's resource
+   ARNs and condition keys (tests/e2e/iam.py): a call the role does not allow fails as it
+   would on AWS.
 5. Network: the api-server's Cloud Map name in AIRFLOW__CORE__EXECUTION_API_SERVER_URL
-   becomes 127.0.0.1, and its port (OPENMWAA_API_SERVER_PORT) a free local port; the
+   becomes 127.0.0.1, and its port (OPENMWAA_API_SERVER_PORT) a free local port; the load
+   balancer's DNS name (in the environment's URL, [api] base_url) becomes 127.0.0.1 and that
+   port, since the test calls the api-server directly where users go through the ALB; the
    worker's and triggerer's log-serving ports become free ports (on ECS each task has its
    own network namespace; here all share one).
-6. ECS secrets: ValueFrom is read from moto's Secrets Manager with ECS's rules (whole
-   secret, or one JSON key with ARN:key::).
+6. ECS secrets: ValueFrom is read from moto's Secrets Manager with the task execution
+   role's credentials (as the ECS agent reads them) and ECS's rules (whole secret, or one JSON
+   key with ARN:key::).
 """
 
 
@@ -200,6 +210,56 @@ def provision(template: Mapping[str, Any], session: Any, postgres: LocalPostgres
     for logical_id, resource in attachments.items():
         resolver.refs[logical_id] = resolver.resolve(resource["Properties"]["SecretId"])
 
+    ecs = session.client("ecs")
+    for logical_id, resource in resources_of_type(template, "AWS::ECS::Cluster").items():
+        name = resource.get("Properties", {}).get("ClusterName") or f"openmwaa-{logical_id}"
+        arn = ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = arn
+    for logical_id, resource in resources_of_type(template, "AWS::ECS::Service").items():
+        # The service itself (its tasks are the test's processes), so the Lambdas that
+        # describe, scale and roll services find the template's service on moto.
+        props = resource.get("Properties", {})
+        cluster = resolver.resolve(props["Cluster"])
+        family = f"openmwaa-{logical_id}"
+        ecs.register_task_definition(
+            family=family,
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            containerDefinitions=[{"name": "airflow", "image": "airflow", "essential": True}],
+        )
+        service = ecs.create_service(
+            cluster=cluster,
+            serviceName=props.get("ServiceName") or logical_id,
+            taskDefinition=family,
+            desiredCount=int(props.get("DesiredCount", 1)),
+        )["service"]
+        resolver.refs[logical_id] = service["serviceArn"]
+        resolver.attributes[(logical_id, "Name")] = service["serviceName"]
+    for logical_id in resources_of_type(template, "AWS::EFS::FileSystem"):
+        file_system = f"fs-{zlib.crc32(logical_id.encode()):017x}"
+        resolver.refs[logical_id] = file_system
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{file_system}"
+        )
+    for logical_id in resources_of_type(template, "AWS::EFS::AccessPoint"):
+        access_point = f"fsap-{zlib.crc32(logical_id.encode()):017x}"
+        resolver.refs[logical_id] = access_point
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/{access_point}"
+        )
+    for logical_id, resource in resources_of_type(template, "AWS::ECR::Repository").items():
+        name = resource.get("Properties", {}).get("RepositoryName") or logical_id.lower()
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}"
+        )
+
+    for logical_id in resources_of_type(template, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
+        resolver.attributes[(logical_id, "DNSName")] = LOAD_BALANCER_DNS_NAME
+
     for logical_id in resources_of_type(template, "AWS::ServiceDiscovery::PrivateDnsNamespace"):
         resolver.attributes[(logical_id, "Id")] = f"ns-{logical_id}"
         resolver.refs[logical_id] = f"ns-{logical_id}"
@@ -311,8 +371,13 @@ def launch_spec(
     template: Mapping[str, Any],
     paths: LocalPaths,
     volumes: Mapping[str, Path],
+    credentials: Credentials,
+    read_secret: Callable[[str], str],
 ) -> LaunchSpec:
-    """Resolve a container and apply :data:`LOCAL_SUBSTITUTIONS`."""
+    """Resolve a container and apply :data:`LOCAL_SUBSTITUTIONS`.
+
+    ``credentials`` are the task role's; ``read_secret(arn)`` reads a secret as the task
+    execution role."""
     resolver = provisioned.resolver
     component = spec.component
     label = f"{task.logical_id}/{spec.name}"
@@ -330,10 +395,12 @@ def launch_spec(
     elif entry_point:
         raise AssertionError(f"{label}: unexpected entry point {entry_point}")
     template_env = {name: resolver.resolve(value) for name, value in spec.environment.items()}
-    secrets = {
-        name: secret_value(resolver.resolve(value), provisioned.secret_values)
-        for name, value in spec.secrets.items()
+    value_froms = {name: resolver.resolve(value) for name, value in spec.secrets.items()}
+    fetched = {
+        arn: read_secret(arn)
+        for arn in {parse_secret_reference(v).secret_arn for v in value_froms.values()}
     }
+    secrets = {name: secret_value(value, fetched) for name, value in value_froms.items()}
 
     home = paths.work_dir / task.logical_id / spec.name
     (home / "airflow").mkdir(parents=True, exist_ok=True)
@@ -366,8 +433,7 @@ def launch_spec(
     env.update(
         {
             "AWS_ENDPOINT_URL": paths.moto_endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **credentials.environment(),
         }
     )
     # 5. network
@@ -387,6 +453,9 @@ def launch_spec(
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = urlunsplit(
             parts._replace(netloc=f"127.0.0.1:{paths.api_port}")
         )
+    for name, value in env.items():
+        if LOAD_BALANCER_DNS_NAME in value:
+            env[name] = value.replace(LOAD_BALANCER_DNS_NAME, f"127.0.0.1:{paths.api_port}")
     if component is not None:
         env["OPENMWAA_API_SERVER_PORT"] = str(paths.api_port)
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(paths.worker_log_port)

@@ -11,6 +11,7 @@ component fail to start, and the test fail with its log.
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import urllib.parse
@@ -113,3 +114,34 @@ def test_worker_finishes_its_running_task_on_sigterm(airflow: AirflowUnderTest) 
     assert exit_code == 0, airflow.diagnostics()
     assert _wait_for_run(airflow, SLEEP, run_id, timeout=120) == "success", airflow.diagnostics()
     assert "warm shutdown" in worker.log_text()
+
+
+def _logout(airflow: AirflowUnderTest, headers: dict[str, str]) -> http.client.HTTPResponse:
+    """GET /auth/logout from 127.0.0.2: a peer other than the api-server's own host, as the
+    load balancer is (uvicorn trusts only 127.0.0.1 unless FORWARDED_ALLOW_IPS says more)."""
+    url = urllib.parse.urlsplit(airflow.api_url)
+    connection = http.client.HTTPConnection(
+        url.hostname or "127.0.0.1", url.port, timeout=60, source_address=("127.0.0.2", 0)
+    )
+    connection.request("GET", "/auth/logout", headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_api_server_knows_its_url_and_trusts_the_load_balancer(airflow: AirflowUnderTest) -> None:
+    """Behind the ALB the api-server must build links from the environment's URL and take the
+    scheme from X-Forwarded-Proto, so that its cookies are Secure under HTTPS."""
+    base_url = airflow.launches["api-server"].env["AIRFLOW__API__BASE_URL"]
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+
+    over_https = _logout(airflow, forwarded)
+    direct = _logout(airflow, {})
+
+    assert over_https.status == 307, over_https.status
+    assert (over_https.getheader("Location") or "").startswith(base_url.rstrip("/") + "/auth/")
+    https_cookies = over_https.headers.get_all("Set-Cookie") or []
+    assert https_cookies and all("Secure" in c for c in https_cookies), https_cookies
+    direct_cookies = direct.headers.get_all("Set-Cookie") or []
+    assert direct_cookies and not any("Secure" in c for c in direct_cookies), direct_cookies

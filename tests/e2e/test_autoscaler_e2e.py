@@ -33,6 +33,7 @@ from openmwaa.runtime import bootstrap, config
 from openmwaa.runtime import task_protection as tp
 
 from .autoscaler_support import FakeEcsAgent, QueueWatcher, process_tree
+from .cfn import resources_of_type
 from .conftest import AirflowUnderTest
 from .localenv import Process
 from .test_airflow_e2e import SLEEP, _run_path, _task_instance, _trigger, _wait_for_run
@@ -197,25 +198,31 @@ class RecordingIO(handler.AwsIO):
         self.updates.append((time.time(), count))
 
 
+def _autoscaler_environment(airflow: AirflowUnderTest) -> dict[str, str]:
+    """The autoscaler function's environment variables, resolved."""
+    for resource in resources_of_type(airflow.template, "AWS::Lambda::Function").values():
+        props = resource.get("Properties", {})
+        if props.get("Handler") == "autoscaler.handler.handler":
+            variables = props["Environment"]["Variables"]
+            return {k: airflow.provisioned.resolver.resolve(v) for k, v in variables.items()}
+    raise AssertionError("the template has no autoscaler function")
+
+
 def test_autoscaler_scales_the_worker_service_from_the_live_broker_queue(
     airflow: AirflowUnderTest, worker: Process
 ) -> None:
+    # The template's cluster and worker service (provisioned on moto), the function's own
+    # environment, and its role's credentials under IAM enforcement; only the environment
+    # name is made unique, so this test's metrics are its own.
     suffix = uuid.uuid4().hex[:8]
-    cluster, service, environment = f"openmwaa-e2e-{suffix}", "workers", f"e2e-{suffix}"
+    environment = f"e2e-{suffix}"
+    function_env = _autoscaler_environment(airflow)
+    cluster, service = function_env["CLUSTER_NAME"], function_env["SERVICE_NAME"]
     queue_url = airflow.launches["worker"].env["OPENMWAA_CELERY_QUEUE_URL"]
+    assert function_env["QUEUE_URL"] == queue_url
     sqs, ecs, cloudwatch = (airflow.aws.client(n) for n in ("sqs", "ecs", "cloudwatch"))
-    ecs.create_cluster(clusterName=cluster)
-    ecs.register_task_definition(
-        family=f"worker-{suffix}",
-        requiresCompatibilities=["FARGATE"],
-        networkMode="awsvpc",
-        cpu="512",
-        memory="1024",
-        containerDefinitions=[{"name": "worker", "image": "apache/airflow", "essential": True}],
-    )
-    ecs.create_service(
-        cluster=cluster, serviceName=service, taskDefinition=f"worker-{suffix}", desiredCount=1
-    )
+    ecs.update_service(cluster=cluster, service=service, desiredCount=1)
+    role = airflow.function_principal("autoscaler.handler.handler")
     settings = handler.Settings.from_env(
         {
             "QUEUE_URL": queue_url,
@@ -229,7 +236,7 @@ def test_autoscaler_scales_the_worker_service_from_the_live_broker_queue(
             "ENVIRONMENT_NAME": environment,
         }
     )
-    io = RecordingIO(settings, sqs, ecs, cloudwatch)
+    io = RecordingIO(settings, *(airflow.aws.client(n, role) for n in ("sqs", "ecs", "cloudwatch")))
     watcher = QueueWatcher(sqs, queue_url)
     baseline = sum(watcher.read())
     airflow.wait_for(f"DAG {SLEEP}", lambda: airflow.request("GET", f"/api/v2/dags/{SLEEP}"), 180)

@@ -6,7 +6,9 @@ template's function (``handler.Config.from_env`` of its resolved environment); o
 Airflow component of the ``airflow`` fixture mounts as ``OPENMWAA_SYNC_ROOT`` (the
 dag-processor scans its ``dags/``), and ``CLUSTER_NAME`` is left empty (a DAG change rolls
 nothing). Files go to the template's source bucket on moto (versioned), and each change is
-delivered as the S3 event notification S3 would send, built from moto's response.
+delivered as the S3 event notification S3 would send, built from moto's response. The handler
+signs its S3 and ECS calls with the credentials of a moto user that holds exactly its role's
+policies from the template, under IAM enforcement (see tests/e2e/iam.py).
 
 For a new DAG, an edit and a delete, the test measures the wall time from the S3 call to the
 change being visible in the REST API (polled every 0.5 s) and prints
@@ -202,8 +204,9 @@ class SyncHarness:
     airflow: AirflowUnderTest
     template: dict[str, Any]
     config: handler.Config
-    s3: Any
-    ecs: Any
+    s3: Any  # the user's: uploads and deletes
+    function_s3: Any  # the function's, signed with its role's credentials
+    function_ecs: Any
     metrics: list[str] = field(default_factory=list)
     uploads: dict[str, Upload] = field(default_factory=dict)
     figures: dict[str, float] = field(default_factory=dict)
@@ -287,8 +290,8 @@ class SyncHarness:
         summary: dict[str, Any] = handler.run(
             event,
             self.config,
-            s3_client=lambda: self.s3,
-            ecs_client=lambda: self.ecs,
+            s3_client=lambda: self.function_s3,
+            ecs_client=lambda: self.function_ecs,
             emit=self.metrics.append,
         )
         return summary
@@ -309,7 +312,15 @@ def sync(airflow: AirflowUnderTest, e2e_template: tuple[dict[str, Any], str]) ->
     config = _config(airflow, template)
     assert config.bucket == airflow.source_bucket
     assert config.mount == str(airflow.sync_root)
-    return SyncHarness(airflow, template, config, s3, airflow.aws.client("ecs"))
+    role = airflow.function_principal("dag_sync.handler.handler")
+    return SyncHarness(
+        airflow,
+        template,
+        config,
+        s3,
+        function_s3=airflow.aws.client("s3", role),
+        function_ecs=airflow.aws.client("ecs", role),
+    )
 
 
 # --- Airflow side ------------------------------------------------------------------------
