@@ -27,8 +27,10 @@ class AirflowSecrets(Construct):
     - `api_secret_key`: Airflow's session secret (`[api] secret_key`).
     - `admin`: JSON `{"username": "admin", "password": ...}`, the first UI/API user.
 
-    They follow the data's `removal_policy` (default: retained): the Fernet key decrypts
-    the connections and variables stored in the metadata database.
+    They follow the data's `removal_policy` (default RETAIN_ON_UPDATE_OR_DELETE: kept on
+    stack delete, deleted by the rollback of a failed first create): the Fernet key decrypts
+    the connections and variables stored in the metadata database. They have generated
+    names, so a kept secret never blocks a new stack.
     """
 
     def __init__(
@@ -38,7 +40,7 @@ class AirflowSecrets(Construct):
         *,
         environment_name: str,
         kms_key: kms.IKey | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     ) -> None:
         super().__init__(scope, construct_id)
         self.fernet_seed = self._random(

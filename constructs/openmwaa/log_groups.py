@@ -41,8 +41,12 @@ class AirflowLogGroups(Construct):
     """Log groups `airflow-<environment>-{DAGProcessing,Scheduler,Triggerer,Task,WebServer,Worker}`.
 
     Encrypted with `kms_key` when given, kept `logging_configuration.retention` (default one
-    month), and retained on stack delete. Task logs go to the Task group through Airflow's
-    remote logging, so they show in the UI; the others receive the containers' output.
+    month), and removed as `removal_policy` says (default RETAIN_ON_UPDATE_OR_DELETE:
+    CloudFormation `RetainExceptOnCreate`, kept on stack delete or replacement but deleted
+    by the rollback of a failed first create, so a retry does not find the fixed names
+    taken). The names are valid for every environment name MWAA accepts. Task logs go to
+    the Task group through Airflow's remote logging, so they show in the UI; the others
+    receive the containers' output.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class AirflowLogGroups(Construct):
         environment_name: str,
         logging_configuration: LoggingConfiguration,
         kms_key: kms.IKey | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     ) -> None:
         super().__init__(scope, construct_id)
         self.configuration = logging_configuration
@@ -63,7 +68,7 @@ class AirflowLogGroups(Construct):
                 log_group_name=log_group_name(environment_name, t.suffix),
                 retention=logging_configuration.retention,
                 encryption_key=kms_key,
-                removal_policy=RemovalPolicy.RETAIN,
+                removal_policy=removal_policy,
             )
             for t in LOG_TYPES
         }

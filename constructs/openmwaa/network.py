@@ -17,8 +17,9 @@ class AirflowNetwork(Construct):
     With `vpc=None` it creates a VPC across two availability zones, with a public and a
     private subnet in each, `nat_gateways` NAT gateways (default 1; 2 for zone-level
     resilience of outbound traffic) and VPC flow logs (all traffic, to an encrypted log
-    group). With your own `vpc` (shared VPCs included) it creates nothing in it but the
-    security group, and places resources in `vpc_subnets` (default: the private subnets).
+    group removed as `removal_policy` says, default RETAIN_ON_UPDATE_OR_DELETE). With your
+    own `vpc` (shared VPCs included) it creates nothing in it but the security group, and
+    places resources in `vpc_subnets` (default: the private subnets).
 
     The security group allows all traffic from itself, the rule the MWAA documentation
     requires: components talk to each other (api-server, database, EFS) on several ports.
@@ -34,7 +35,7 @@ class AirflowNetwork(Construct):
         nat_gateways: int | None = None,
         kms_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     ) -> None:
         super().__init__(scope, construct_id)
         self.created_vpc = vpc is None

@@ -20,7 +20,9 @@ class SharedStorage(Construct):
 
     Encrypted at rest (with `kms_key` when given) and in transit (the mounts use TLS and
     IAM authorization), mount targets in the environment's private subnets behind its
-    security group, automatic backups on, retained on stack delete. One access point,
+    security group, automatic backups on, removed as `removal_policy` says (default
+    RETAIN_ON_UPDATE_OR_DELETE: kept on stack delete, deleted by the rollback of a failed
+    first create). One access point,
     `access_point`, roots every client at `/airflow` as uid 50000 / gid 0 (the stock
     image's user), so the sync Lambda and the containers agree on ownership.
     """
@@ -34,7 +36,7 @@ class SharedStorage(Construct):
         vpc_subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
         kms_key: kms.IKey | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     ) -> None:
         super().__init__(scope, construct_id)
         self.file_system = efs.FileSystem(

@@ -14,15 +14,30 @@ REQUIREMENTS_KEY = "requirements.txt"
 STARTUP_SCRIPT_KEY = "startup.sh"
 
 
+def access_log_removal_policy(removal_policy: RemovalPolicy) -> RemovalPolicy:
+    """DESTROY when the data is destroyed, else plain RETAIN (see `SourceBucket`)."""
+    if removal_policy == RemovalPolicy.DESTROY:
+        return RemovalPolicy.DESTROY
+    return RemovalPolicy.RETAIN
+
+
 class SourceBucket(Construct):
     """The environment's source bucket, laid out as MWAA's.
 
     Versioned (so `*_s3_object_version` props can pin requirements, plugins and the
     startup script), Block Public Access on all four settings, SSL-only, encrypted with
     `kms_key` when given (SSE-KMS with a bucket key) or S3-managed keys otherwise, server
-    access logs to a second bucket, and retained when the stack is deleted. Noncurrent
-    versions expire after `noncurrent_version_retention` (default 90 days) so history does
-    not grow without bound.
+    access logs to a second bucket. Noncurrent versions expire after
+    `noncurrent_version_retention` (default 90 days) so history does not grow without bound.
+
+    The source bucket follows `removal_policy` (default RETAIN_ON_UPDATE_OR_DELETE:
+    CloudFormation `RetainExceptOnCreate`, kept on stack delete, deleted by the rollback of
+    a failed first create). The access-log bucket is plain `Retain` unless `removal_policy`
+    is DESTROY: S3 and the load balancer may already have delivered logs into it during a
+    failed create (the load balancer writes a test object as soon as its logging is on),
+    and rollback cannot delete a non-empty bucket, which would end the stack in
+    ROLLBACK_FAILED. It has no fixed name, so keeping it never blocks a retry; delete the
+    orphan by hand.
     """
 
     def __init__(
@@ -31,7 +46,7 @@ class SourceBucket(Construct):
         construct_id: str,
         *,
         kms_key: kms.IKey | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         noncurrent_version_retention: Duration | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -43,7 +58,7 @@ class SourceBucket(Construct):
             enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            removal_policy=removal_policy,
+            removal_policy=access_log_removal_policy(removal_policy),
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireAccessLogs",

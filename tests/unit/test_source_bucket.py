@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from aws_cdk import RemovalPolicy
 from aws_cdk.assertions import Match
+
+from tests.conftest import template_of
 
 BPA_ALL = {
     "BlockPublicAcls": True,
@@ -65,6 +68,24 @@ def test_source_bucket_logs_access_to_the_log_bucket(default_template) -> None:
 
 
 def test_source_bucket_is_retained_on_stack_delete(default_template) -> None:
+    """Kept on delete and replacement; only a failed first create's rollback deletes it."""
     bucket = _source_bucket(default_template)
-    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["DeletionPolicy"] == "RetainExceptOnCreate"
     assert bucket["UpdateReplacePolicy"] == "Retain"
+
+
+def test_source_access_log_bucket_is_kept_even_by_a_create_rollback(default_template) -> None:
+    """It may hold logs already (rollback cannot delete a non-empty bucket); no fixed name."""
+    [log_bucket] = [
+        resource
+        for logical_id, resource in default_template.find_resources("AWS::S3::Bucket").items()
+        if logical_id.startswith("AirflowSourceAccessLogs")
+    ]
+    assert log_bucket["DeletionPolicy"] == "Retain"
+    assert "BucketName" not in log_bucket["Properties"]
+
+
+def test_source_buckets_follow_destroy() -> None:
+    template = template_of(removal_policy=RemovalPolicy.DESTROY)
+    for logical_id, bucket in template.find_resources("AWS::S3::Bucket").items():
+        assert bucket["DeletionPolicy"] == "Delete", logical_id

@@ -6,7 +6,11 @@ from aws_cdk.assertions import Match
 def test_shared_storage_is_encrypted_and_retained(default_template) -> None:
     default_template.has_resource(
         "AWS::EFS::FileSystem",
-        {"Properties": Match.object_like({"Encrypted": True}), "DeletionPolicy": "Retain"},
+        {
+            "Properties": Match.object_like({"Encrypted": True}),
+            "DeletionPolicy": "RetainExceptOnCreate",
+            "UpdateReplacePolicy": "Retain",
+        },
     )
 
 
