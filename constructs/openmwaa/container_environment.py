@@ -8,9 +8,12 @@ these variables and the secrets; docs/runtime.md describes the whole contract.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .runtime.bootstrap import REQUIREMENTS_TIMEOUT, STARTUP_SCRIPT_TIMEOUT
+from .runtime.config import TASK_PROTECTION_VARIABLE
 from .versions import is_airflow_2
 
 SYNC_ROOT = "/opt/airflow/sync"
@@ -22,6 +25,43 @@ SECRETS_BACKEND_KWARGS = {
     "connections_prefix": "airflow/connections",
     "variables_prefix": "airflow/variables",
 }
+
+
+AUTOSCALER_REACTION_SECONDS = 60
+"""The autoscaler runs once a minute and samples the queue every 5 s within the run."""
+FARGATE_START_SECONDS = 180
+"""Fargate placement and network interface, the image pull and the init container: an
+estimate (the one term no limit of ours bounds), not measured here."""
+AIRFLOW_BOOT_SECONDS = 60
+"""`airflow db check-migrations` and Celery's start until it consumes from SQS."""
+
+
+def cold_start_seconds() -> int:
+    """Worst case, from a queued task to a worker started from zero that consumes it: the
+    autoscaler's reaction, the Fargate start, startup.sh and requirements.txt each at their
+    time limit (see `runtime.bootstrap`), and Airflow's boot."""
+    return (
+        AUTOSCALER_REACTION_SECONDS
+        + FARGATE_START_SECONDS
+        + STARTUP_SCRIPT_TIMEOUT
+        + REQUIREMENTS_TIMEOUT
+        + AIRFLOW_BOOT_SECONDS
+    )
+
+
+TASK_QUEUED_TIMEOUT_SECONDS = math.ceil(cold_start_seconds() / 300) * 300
+"""`[scheduler] task_queued_timeout`: the worst cold start rounded up to 5 minutes (1,200 s;
+Airflow's default of 600 s fails tasks waiting for a worker). docs/configuration.md explains
+each term."""
+
+
+def parallelism_per_scheduler(max_workers: int, tasks_per_worker: int, schedulers: int) -> int:
+    """`[core] parallelism` (per scheduler) so that all schedulers together can keep every slot
+    of `max_workers` workers busy, and no more: ceil(max_workers x tasks_per_worker /
+    schedulers). No floor at Airflow's 32: slots beyond the workers' capacity would only move
+    the backlog from `scheduled` (which waits for free) into `queued` (where
+    `task_queued_timeout` fails it)."""
+    return math.ceil(max_workers * tasks_per_worker / schedulers)
 
 
 @dataclass(frozen=True)
@@ -40,6 +80,10 @@ class ContainerSettings:
     tasks_per_worker: int
     database_name: str
     configuration_options: Mapping[str, str]
+    max_workers: int
+    schedulers: int
+    task_protection: bool
+    """False on mw1.micro: one task, no autoscaler, no permission to change its protection."""
 
 
 def option_variable(option: str) -> str:
@@ -54,8 +98,9 @@ def container_environment(
     """The plain environment of the `component` container.
 
     User options come last and win over openmwaa's tunable defaults (worker concurrency,
-    log level); the keys that wire Airflow to the environment are refused by validation
-    before this runs, so they never reach here.
+    log level, parallelism, the default pool, task_queued_timeout, the secrets cache; the
+    environment's URL is added later, see `web_environment`); the keys that wire Airflow to
+    the environment are refused by validation before this runs, so they never reach here.
     """
     env = {
         "OPENMWAA_COMPONENT": component,
@@ -84,6 +129,9 @@ def container_environment(
         "AIRFLOW__SECRETS__BACKEND": SECRETS_BACKEND,
         "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(SECRETS_BACKEND_KWARGS, sort_keys=True),
     }
+    env.update(sized_defaults(settings))
+    if component == "worker":
+        env[TASK_PROTECTION_VARIABLE] = "on" if settings.task_protection else "off"
     if not is_airflow_2(settings.airflow_version):
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
             f"http://{settings.api_server_host}:{API_SERVER_PORT}/execution/"
@@ -91,3 +139,55 @@ def container_environment(
     for option, value in sorted(settings.configuration_options.items()):
         env[option_variable(option)] = value
     return env
+
+
+def sized_defaults(settings: ContainerSettings) -> dict[str, str]:
+    """Tunable defaults sized from the environment (users may override each):
+    `[core] parallelism` and the default pool's slots, sized to `max_workers` workers;
+    `[scheduler] task_queued_timeout`, sized to a worker's cold start; `[secrets] use_cache`,
+    fewer paid Secrets Manager calls while parsing DAGs."""
+    return {
+        "AIRFLOW__CORE__PARALLELISM": str(
+            parallelism_per_scheduler(
+                settings.max_workers, settings.tasks_per_worker, settings.schedulers
+            )
+        ),
+        "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": str(
+            settings.max_workers * settings.tasks_per_worker
+        ),
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(TASK_QUEUED_TIMEOUT_SECONDS),
+        "AIRFLOW__SECRETS__USE_CACHE": "True",
+    }
+
+
+def web_environment(
+    *, airflow_version: str, url: str, configuration_options: Mapping[str, str]
+) -> dict[str, str]:
+    """What every Airflow container needs to know about the load balancer in front of it,
+    minus the options the user set (theirs win).
+
+    The environment's URL (`[api] base_url`; Airflow 2 `[webserver] base_url`): links in
+    emails and callbacks, redirects after login. Airflow 2's webserver trusts the load
+    balancer's X-Forwarded-* headers (`[webserver] enable_proxy_fix`; Airflow 3's api-server
+    does with `--proxy-headers`, which the runtime adds). Under HTTPS the session cookie is
+    Secure (`[fab] cookie_secure`, Airflow 2 `[webserver] cookie_secure`); Airflow 3 marks
+    its token cookie Secure by itself from the forwarded scheme.
+
+    The URL is the web access construct's, built after the services (its load balancer's
+    DNS name is a GetAtt, which depends on neither the services nor their task definitions),
+    so the services add this to their containers afterwards.
+    """
+    https = url.startswith("https://")
+    if is_airflow_2(airflow_version):
+        options = {"webserver.base_url": url, "webserver.enable_proxy_fix": "True"}
+        if https:
+            options["webserver.cookie_secure"] = "True"
+    else:
+        options = {"api.base_url": url}
+        if https:
+            options["fab.cookie_secure"] = "True"
+    return {
+        option_variable(option): value
+        for option, value in options.items()
+        if option not in configuration_options
+    }

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Stack, Tags, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_rds as rds
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -22,14 +23,16 @@ from .airflow_secrets import AirflowSecrets
 from .autoscaler import DEFAULT_SCALE_IN_COOLDOWN, WorkerAutoscaler
 from .broker import CeleryBroker
 from .bundled_function import FunctionPlacement
-from .container_environment import ContainerSettings
+from .container_environment import ContainerSettings, web_environment
 from .dag_sync import DEFAULT_RECONCILE_INTERVAL, DagSync
 from .database import DATABASE_NAME, MetadataDatabase
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .execution_role import ExecutionRole
+from .image_mirror import AirflowImageMirror
 from .log_groups import AirflowLogGroups, log_group_name
 from .monitoring import AirflowMonitoring
 from .nag_acknowledgements import acknowledge_environment
+from .naming import namespace_name
 from .network import AirflowNetwork
 from .props import LoggingConfiguration, WebserverAccessMode
 from .services import API_SERVER_DNS_NAME, AirflowServices
@@ -84,7 +87,9 @@ class AirflowEnvironment(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         nat_gateways: int | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        deletion_protection: bool = True,
+        database_engine_version: rds.AuroraPostgresEngineVersion | None = None,
         domain_name: str | None = None,
         hosted_zone: route53.IHostedZone | None = None,
         certificate: acm.ICertificate | None = None,
@@ -100,7 +105,12 @@ class AirflowEnvironment(Construct):
         """Create the environment.
 
         :param environment_name: Names the log groups (`airflow-<name>-Task`, ...), the
-            database cluster and every description. Default: the construct id.
+            dashboard (`airflow-<name>`), the database cluster (`<label>-metadata`), the
+            Cloud Map namespace (`<label>.airflow.internal`) and every description. The
+            label is the name lowercased when that is a valid DNS label/RDS identifier,
+            else the name made valid (`_` to `-`, separators collapsed, cut to fit) plus a
+            short hash of the name, so every name MWAA accepts works and two names never
+            share a label. Default: the construct id.
         :param airflow_version: Apache Airflow version. Default: the newest version this
             library proves end to end (see `versions.SUPPORTED_AIRFLOW_VERSIONS`).
         :param environment_class: MWAA environment class sizing every component and the
@@ -117,8 +127,10 @@ class AirflowEnvironment(Construct):
             passed as `AIRFLOW__SECTION__KEY`. Keys the environment owns are refused.
             Default: none.
         :param kms_key: Customer managed key for the bucket, EFS, database, queue, secrets
-            and log groups. Its key policy must let CloudWatch Logs use it (added for you
-            when the key is in the same app). Default: AWS managed encryption everywhere.
+            and log groups. Its key policy must let CloudWatch Logs (and, for the alarm
+            topic we create, CloudWatch alarms) use it: added for you when the key is a
+            `kms.Key` of this app; for an imported key, synth warns with the statements
+            to add. Default: AWS managed encryption everywhere.
         :param requirements_s3_object_version: Apply only this version of requirements.txt.
             Default: follow the latest version.
         :param plugins_s3_object_version: Apply only this version of plugins.zip.
@@ -132,8 +144,25 @@ class AirflowEnvironment(Construct):
             private subnets, NAT, flow logs.
         :param vpc_subnets: Subnets of your `vpc` to use. Default: its private subnets.
         :param nat_gateways: NAT gateways of the new VPC, 1 or 2. Default: 1.
-        :param removal_policy: What happens to the bucket, EFS, secrets and log groups on
-            stack delete. Default: RETAIN. The database always snapshots.
+        :param removal_policy: What CloudFormation does with the source bucket, the EFS
+            file system, the four Airflow secrets and every log group with data (the six
+            `airflow-<name>-*` groups, the database's PostgreSQL group, the VPC flow-log
+            group) when it deletes them: on stack delete or replacement, and on the
+            rollback of a failed first create. Default: RETAIN_ON_UPDATE_OR_DELETE
+            (`RetainExceptOnCreate`: kept on stack delete and replacement, deleted by a
+            failed first create's rollback, so a retry does not hit "already exists").
+            RETAIN keeps them even then (a retry then fails on the log group names until
+            you delete them); DESTROY deletes them. The access-log bucket is kept (plain
+            Retain) unless DESTROY; the Lambda log groups and the queue are always
+            deleted; the database always takes a final snapshot.
+        :param deletion_protection: Deletion protection of the database cluster. It is
+            turned on by a custom resource once the rest of the environment is created,
+            never at the cluster's create, so a failed first create can still roll back.
+            To delete the stack, deploy with False first. Default: True.
+        :param database_engine_version: Aurora PostgreSQL version of the metadata
+            database. Default: the newest PostgreSQL 16 minor version the installed
+            aws-cdk-lib knows (Aurora retires old minors); an aws-cdk-lib upgrade may
+            therefore upgrade the database's minor version on deploy. Pin one to avoid it.
         :param domain_name: Custom domain of the Airflow UI, e.g. `airflow.example.com`.
             With `hosted_zone`, we issue a DNS-validated ACM certificate and add an alias
             record. Default: the load balancer's own DNS name, over HTTP (PRIVATE_ONLY).
@@ -141,26 +170,27 @@ class AirflowEnvironment(Construct):
         :param certificate: ACM certificate for `domain_name` if you manage it yourself.
             Default: issued for you when `hosted_zone` is given.
         :param allowed_cidrs: Networks allowed to reach the load balancer. Default: the VPC
-            CIDR for PRIVATE_ONLY, nobody for PUBLIC_ONLY (you must say who).
-        :param image: Container image for every Airflow component (MWAA cannot do this).
-            Default: the stock `apache/airflow:<version>-python3.12` from Docker Hub.
-            For production, mirror it to ECR (an ECR pull-through cache or a copy) and pass
-            it here: Docker Hub limits anonymous pulls per IP address, and every task behind
-            the same NAT gateway shares one address.
+            CIDR for PRIVATE_ONLY; required for PUBLIC_ONLY (say who: `0.0.0.0/0` for
+            the whole internet).
+        :param image: Container image for every Airflow component (MWAA cannot do this),
+            used as given. Default: the stock `apache/airflow:<version>-python3.12`, copied
+            from Docker Hub once per tag, at deploy, into an ECR repository of the
+            environment (`env.image_mirror`, all architectures); every task pulls from ECR.
         :param docker_hub_credentials: Secrets Manager secret `{"username", "password"}` of
-            a Docker Hub account, used to pull the default image (authenticated pulls have a
-            far higher limit). Default: anonymous pulls. Not allowed with `image` (give the
-            credentials to your `ContainerImage` instead).
+            a Docker Hub account, used by the deploy-time copy of the default image
+            (authenticated pulls have a higher limit). Default: anonymous pulls.
+            Not allowed with `image` (give the credentials to your `ContainerImage` instead).
         :param worker_fargate_spot: Run Celery workers on Fargate Spot (about 70 % cheaper;
             a reclaimed worker gets the 2-minute warning and drains like a scale-in).
             Default: False (on-demand Fargate).
         :param enable_execute_command: Allow `aws ecs execute-command` shells into the
             containers. Default: False.
         :param scale_in_cooldown: How long demand must stay lower before workers are
-            removed. Default: 5 minutes.
+            removed, in whole seconds from 0 to 15 days (CloudWatch keeps the one-minute
+            demand history it reads back for 15 days). Default: 5 minutes.
         :param reconcile_interval: How often the DAG sync compares the bucket with EFS and
-            heals differences (S3 events apply changes within seconds in between).
-            Default: 10 minutes.
+            heals differences (S3 events apply changes within seconds in between), in
+            whole minutes, at least 1 (an EventBridge rate). Default: 10 minutes.
         :param alarm_topic: SNS topic the environment's alarms notify. Default: a new
             SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to (encrypted
             with `kms_key` when given).
@@ -213,12 +243,16 @@ class AirflowEnvironment(Construct):
                 image_given=image is not None,
                 docker_hub_credentials_given=docker_hub_credentials is not None,
                 tags=tags,
+                reconcile_interval=reconcile_interval,
+                scale_in_cooldown=scale_in_cooldown,
+                removal_policy=removal_policy,
+                deletion_protection=deletion_protection,
             )
         )
 
         self.webserver_access_mode = WebserverAccessMode(access_mode)
-        if kms_key is not None:
-            _allow_cloudwatch_logs(kms_key)
+        if kms_key is not None and not _allow_cloudwatch_logs(kms_key):
+            _warn_imported_key(self, kms_key, alarm_topic_created=alarm_topic is None)
 
         self.network = AirflowNetwork(
             self,
@@ -246,6 +280,7 @@ class AirflowEnvironment(Construct):
             environment_name=self.environment_name,
             logging_configuration=self.logging_configuration,
             kms_key=kms_key,
+            removal_policy=removal_policy,
         )
         self.database = MetadataDatabase(
             self,
@@ -256,7 +291,9 @@ class AirflowEnvironment(Construct):
             vpc_subnets=self.network.subnets,
             security_group=self.network.security_group,
             kms_key=kms_key,
+            engine_version=database_engine_version,
             log_retention=self.logging_configuration.retention,
+            log_removal_policy=removal_policy,
         )
         self.secrets = AirflowSecrets(
             self,
@@ -275,9 +312,21 @@ class AirflowEnvironment(Construct):
             kms_key=kms_key,
         )
 
+        self.image_mirror: AirflowImageMirror | None = None
+        if image is None:
+            self.image_mirror = AirflowImageMirror(
+                self,
+                "ImageMirror",
+                source_image=default_image_name(airflow_version),
+                kms_key=kms_key,
+                credentials=docker_hub_credentials,
+                log_retention=self.logging_configuration.retention,
+            )
+            image = self.image_mirror.image
+
         stack = Stack.of(self)
         task_log_group = log_group_name(self.environment_name, "Task")
-        namespace = f"{self.environment_name.lower().replace('_', '-')}.airflow.internal"
+        namespace = namespace_name(self.environment_name)
         self.services = AirflowServices(
             self,
             "Services",
@@ -309,17 +358,21 @@ class AirflowEnvironment(Construct):
                 tasks_per_worker=self.spec.tasks_per_worker,
                 database_name=DATABASE_NAME,
                 configuration_options=self.airflow_configuration_options,
+                max_workers=self.max_workers,
+                schedulers=self.schedulers,
+                task_protection=not self.spec.all_in_one,
             ),
-            image=image
-            or ecs.ContainerImage.from_registry(
-                default_image_name(airflow_version), credentials=docker_hub_credentials
-            ),
+            image=image,
             schedulers=self.schedulers,
             min_webservers=self.min_webservers,
             namespace_name=namespace,
             worker_fargate_spot=worker_fargate_spot,
             enable_execute_command=enable_execute_command,
         )
+        if self.image_mirror is not None:
+            # No task may start before its image is in the repository.
+            for service in self.services.all_services:
+                service.node.add_dependency(self.image_mirror.copy)
         self.web = WebAccess(
             self,
             "WebAccess",
@@ -337,6 +390,15 @@ class AirflowEnvironment(Construct):
             domain_name=domain_name,
             hosted_zone=hosted_zone,
             certificate=certificate,
+        )
+        # The URL exists only now (the load balancer follows the api-server service); its
+        # DNS name is a GetAtt, which depends on neither services nor task definitions.
+        self.services.add_environment(
+            web_environment(
+                airflow_version=airflow_version,
+                url=self.web.url,
+                configuration_options=self.airflow_configuration_options,
+            )
         )
 
         placement = FunctionPlacement(
@@ -393,6 +455,13 @@ class AirflowEnvironment(Construct):
             kms_key=kms_key,
         )
 
+        # Last in a create: a failure anywhere in the environment rolls back an unprotected
+        # cluster (a protected one would end the stack in ROLLBACK_FAILED).
+        self.database.protect_after(
+            *(child for child in self.node.children if child is not self.database),
+            enabled=deletion_protection,
+        )
+
         for key, value in (tags or {}).items():
             Tags.of(self).add(key, value)
         acknowledge_environment(self)
@@ -434,9 +503,10 @@ def _spec_or_default(environment_class: EnvironmentClass | str) -> EnvironmentCl
         return spec_for(EnvironmentClass.MW1_SMALL)
 
 
-def _allow_cloudwatch_logs(key: kms.IKey) -> None:
+def _allow_cloudwatch_logs(key: kms.IKey) -> bool:
+    """Add CloudWatch Logs' statement to the key policy; False if CDK cannot (imported key)."""
     stack = Stack.of(key)
-    key.add_to_resource_policy(
+    result = key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="AllowCloudWatchLogsForAirflowEnvironment",
             principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
@@ -459,4 +529,35 @@ def _allow_cloudwatch_logs(key: kms.IKey) -> None:
                 }
             },
         )
+    )
+    return result.statement_added
+
+
+IMPORTED_KEY_WARNING_ID = "openmwaa:importedKmsKeyPolicy"
+
+
+def _warn_imported_key(scope: Construct, key: kms.IKey, *, alarm_topic_created: bool) -> None:
+    """Warn at synth that an imported key's policy, which CDK cannot change, must allow what
+    the environment's log groups (and the alarm topic we create) need."""
+    stack = Stack.of(scope)
+    region = "<region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<account>" if Token.is_unresolved(stack.account) else stack.account
+    partition = "aws" if Token.is_unresolved(stack.partition) else stack.partition
+    needed = [
+        f"principal logs.{region}.amazonaws.com: kms:Encrypt*, kms:Decrypt*, kms:ReEncrypt*, "
+        "kms:GenerateDataKey*, kms:Describe* on resource *, with condition ArnLike "
+        f"kms:EncryptionContext:aws:logs:arn = arn:{partition}:logs:{region}:{account}"
+        ":log-group:* (every log group of the environment is encrypted with it)"
+    ]
+    if alarm_topic_created:
+        needed.append(
+            "principal cloudwatch.amazonaws.com: kms:Decrypt, kms:GenerateDataKey* on resource "
+            f"*, with condition StringEquals aws:SourceAccount = {account} (alarms publish "
+            "to the encrypted alarm topic)"
+        )
+    Annotations.of(scope).add_warning_v2(
+        IMPORTED_KEY_WARNING_ID,
+        "kms_key is imported, so CDK cannot add to its key policy. Without these statements "
+        "in the key policy, log groups fail to create and alarms cannot notify: "
+        + "; ".join(f"({i}) {text}" for i, text in enumerate(needed, 1)),
     )

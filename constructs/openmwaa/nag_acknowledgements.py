@@ -17,9 +17,11 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
 
 from .execution_role import SECRETS_PREFIXES
+from .image_mirror import copy_function
 
 if TYPE_CHECKING:
     from .environment import AirflowEnvironment
+    from .image_mirror import AirflowImageMirror
 
 AWS_SOLUTIONS = "AwsSolutions::AwsSolutions-"
 HIPAA = "HIPAA.Security::HIPAA.Security-"
@@ -109,6 +111,53 @@ DATABASE_BACKUP = Finding(
     "and a final snapshot on delete protect the metadata database; add env.database to "
     "your organisation's AWS Backup plan if it mandates one.",
 )
+
+
+def database_deletion_protection(enabled: bool) -> tuple[Finding, Finding]:
+    """The cluster's deletion-protection findings, with the reason `enabled` makes true."""
+    reason = (
+        "Left out of the cluster resource on purpose: a cluster protected at create cannot be "
+        "deleted by the rollback of a failed first create (ROLLBACK_FAILED). "
+        + (
+            "A custom resource turns it on once the rest of the environment is created."
+            if enabled
+            else "deletion_protection=False was given, so the custom resource keeps it off."
+        )
+    )
+    return (
+        Finding("RDSInstanceDeletionProtectionEnabled", reason),
+        aws_solutions("RDS10", reason),
+    )
+
+
+DELETION_PROTECTION_POLICY = Finding(
+    "IAMNoInlinePolicy",
+    "The deletion-protection custom resource's only permission, rds:ModifyDBCluster on this "
+    "environment's cluster, created with it and attached to CDK's custom-resource provider "
+    "role; a managed policy would hold the same single statement.",
+)
+
+CUSTOM_RESOURCE_PROVIDER = [
+    *(
+        aws_solutions(
+            f"IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
+            "CDK's AwsCustomResource provider: the AWS managed policy Lambda documents for "
+            "writing the function's logs and attaching it to the VPC's private subnets.",
+        )
+        for policy in ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")
+    ),
+    Finding(
+        "LambdaConcurrency",
+        "CDK's AwsCustomResource provider runs only when CloudFormation creates or updates "
+        "one of its custom resources; reserved concurrency would only take from the "
+        "account's unreserved pool, where 10 must remain.",
+    ),
+    Finding(
+        "LambdaDLQ",
+        "CDK's AwsCustomResource provider is invoked by CloudFormation, which waits for its "
+        "answer: a failure fails and rolls back the deployment, so no event is left to keep.",
+    ),
+]
 
 EFS_BACKUP = Finding(
     "EFSInBackupPlan",
@@ -314,7 +363,8 @@ def nag_arn(scope: IConstruct, service: str, resource: str) -> str:
     stack = Stack.of(scope)
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
-    return f"arn:<AWS::Partition>:{service}:{region}:{account}:{resource}"
+    partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
 
 
 def nag_attribute(construct: IConstruct, attribute: str) -> str:
@@ -336,6 +386,57 @@ NO_RESERVED_CONCURRENCY = Finding(
     "Lambda concurrency quota (10 unreserved must remain); the autoscaler's runs are never "
     "retried or queued, and the DAG sync serialises its writes with locks on EFS.",
 )
+
+
+IMAGE_PULL_TOKEN = aws_solutions(
+    "IAM5[Resource::*]",
+    "ecr:GetAuthorizationToken, which ECS needs before it pulls from ECR, supports no "
+    "resource-level permissions; the pull actions are granted on the environment's image "
+    "repository only.",
+)
+
+IMAGE_COPY_FUNCTION = (
+    Finding(
+        "LambdaInsideVPC",
+        "The image copy runs at deploy time, pulls from Docker Hub and pushes to ECR; it "
+        "reaches nothing inside the VPC, and outside it its Docker Hub pulls do not count "
+        "against the tasks' NAT address.",
+    ),
+    Finding(
+        "LambdaDLQ",
+        "A CloudFormation custom resource handler: every outcome, failure included, is "
+        "reported to CloudFormation, which fails and rolls back the deploy; a dead-letter "
+        "queue would hold events nobody replays.",
+    ),
+    Finding(
+        "LambdaConcurrency",
+        "Invoked only by CloudFormation, once per image copy during a deploy; reserved "
+        "concurrency would make the stack fail to deploy on accounts at the minimum Lambda "
+        "concurrency quota.",
+    ),
+)
+
+IMAGE_COPY_ROLE = (
+    aws_solutions(
+        "IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken supports no resource-level permissions; the push and pull "
+        "actions are granted on the environments' image repositories only.",
+    ),
+    Finding(
+        "IAMNoInlinePolicy",
+        "CDK grants write an AWS::IAM::Policy attached to the image copy's own role: push to "
+        "the environments' image repositories, write its log group, read the Docker Hub "
+        "credentials when given; a managed policy would hold the same statements.",
+    ),
+)
+
+
+def acknowledge_image_mirror(mirror: AirflowImageMirror, *, cmk: bool) -> None:
+    """The findings of the image copy: its function, role and log group (stack level)."""
+    acknowledge(copy_function(mirror), IMAGE_COPY_FUNCTION)
+    acknowledge(mirror.copier.role, IMAGE_COPY_ROLE)
+    if not cmk:
+        acknowledge(mirror.copier.log_group, [LOG_GROUP_WITHOUT_CMK])
 
 
 def acknowledge_bundled_function(
@@ -367,6 +468,14 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
     acknowledge(env.source.bucket, [BUCKET_REPLICATION])
     acknowledge(env.network.security_group, [SELF_REFERENCING_RULE])
     acknowledge(env.database.cluster, [DATABASE_BACKUP, RDS_MONITORING_ROLE])
+    acknowledge(
+        env.database.cluster,
+        database_deletion_protection(env.database.deletion_protection_enabled),
+    )
+    acknowledge(env.database.deletion_protection, [DELETION_PROTECTION_POLICY])
+    acknowledge(env.database.deletion_protection_provider, CUSTOM_RESOURCE_PROVIDER)
+    if not cmk:
+        acknowledge(env.database.deletion_protection_log_group, [LOG_GROUP_WITHOUT_CMK])
     acknowledge(database_secret, DATABASE_SECRET_ROTATION)
     if env.network.created_vpc:
         acknowledge(env.network.vpc, [PUBLIC_SUBNET_ROUTE])
@@ -379,6 +488,10 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
 
     for task in env.services.task_definitions.values():
         acknowledge(task, [PLAIN_CONTAINER_ENVIRONMENT, INLINE_ROLE_POLICY])
+        if env.image_mirror is not None:
+            acknowledge(task.execution_role, [IMAGE_PULL_TOKEN])
+    if env.image_mirror is not None:
+        acknowledge_image_mirror(env.image_mirror, cmk=cmk)
     web = env.web
     acknowledge(web.load_balancer, [LOAD_BALANCER_DELETION, LOAD_BALANCER_WAF])
     if not web.access_logs_enabled:
@@ -435,6 +548,13 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
         INLINE_ROLE_POLICY,
         *execution_role_wildcards(kms=cmk),
         *bucket_read_findings(env.source.bucket),
+        aws_solutions(
+            f"IAM5[Resource::{nag_arn(role, 'logs', 'log-group:*')}]",
+            "logs:DescribeLogGroups only: Airflow's CloudWatch task handler looks its log group "
+            "up before writing, and AWS authorizes DescribeLogGroups only against every log "
+            "group of the account (MWAA's execution role grants it on *); it reads names and "
+            "settings, never log events.",
+        ),
     ]
     role_findings.extend(
         aws_solutions(

@@ -115,7 +115,9 @@ class AirflowServices(Construct):
             "Cluster",
             vpc=vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
-            enable_fargate_capacity_providers=True,
+            # Only Spot needs capacity providers; associating them can fail in a fresh
+            # account whose ECS service-linked role is not ready, so avoid it otherwise.
+            enable_fargate_capacity_providers=worker_fargate_spot,
         )
         self.namespace = servicediscovery.PrivateDnsNamespace(
             self,
@@ -173,6 +175,17 @@ class AirflowServices(Construct):
         for service in self.services.values():
             unique[service.node.path] = service
         return list(unique.values())
+
+    def add_environment(self, environment: Mapping[str, str]) -> None:
+        """Add plain variables to every Airflow container (not the init container): values
+        known only after the services exist, such as the environment's URL."""
+        for component in COMPONENTS:
+            task = self.task_definitions[component.name]
+            container = task.find_container(component.name)
+            if container is None:
+                raise ValueError(f"no container {component.name} in {task.node.path}")
+            for name, value in environment.items():
+                container.add_environment(name, value)
 
     def _task_definition(
         self, construct_id: str, size: TaskSize, log_type: str

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Token
+from aws_cdk import Duration, RemovalPolicy, Token
 
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .props import WebserverAccessMode
@@ -70,6 +70,15 @@ class EnvironmentSettings:
     tags: Mapping[str, str] | None = None
     image_given: bool = False
     docker_hub_credentials_given: bool = False
+    reconcile_interval: Duration | None = None
+    scale_in_cooldown: Duration | None = None
+    removal_policy: object = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+    deletion_protection: object = True
+
+
+MAX_SCALE_IN_COOLDOWN = Duration.days(15)
+"""The autoscaler reads the cool-down's demand history back from its one-minute CloudWatch
+metrics, which CloudWatch keeps at that resolution for 15 days."""
 
 
 Rule = Callable[[EnvironmentSettings], list[str]]
@@ -164,12 +173,19 @@ def check_access_mode(s: EnvironmentSettings) -> list[str]:
         ]
     public = s.webserver_access_mode == WebserverAccessMode.PUBLIC_ONLY.value
     has_tls = s.certificate_given or (s.domain_name is not None and s.hosted_zone_given)
+    problems = []
     if public and not has_tls:
-        return [
+        problems.append(
             "webserver_access_mode: got PUBLIC_ONLY without TLS; a public load balancer must "
             "serve HTTPS: give domain_name with hosted_zone, or certificate"
-        ]
-    return []
+        )
+    if public and not s.allowed_cidrs:
+        problems.append(
+            "allowed_cidrs: got none with PUBLIC_ONLY, which would build a load balancer "
+            "nobody can reach; allowed: the networks to let in, e.g. ['203.0.113.0/24'], or "
+            "['0.0.0.0/0'] for the whole internet"
+        )
+    return problems
 
 
 def check_custom_domain(s: EnvironmentSettings) -> list[str]:
@@ -269,6 +285,32 @@ def check_tags(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
+def _milliseconds(duration: Duration) -> float:
+    return float(duration.to_milliseconds(integral=False))
+
+
+def check_durations(s: EnvironmentSettings) -> list[str]:
+    problems = []
+    interval = s.reconcile_interval
+    if interval is not None and not interval.is_unresolved():
+        ms = _milliseconds(interval)
+        if ms < 60_000 or ms % 60_000:
+            problems.append(
+                f"reconcile_interval: got {interval.to_human_string()}; allowed: whole "
+                "minutes, at least 1 minute (an EventBridge rate schedule)"
+            )
+    cooldown = s.scale_in_cooldown
+    if cooldown is not None and not cooldown.is_unresolved():
+        ms = _milliseconds(cooldown)
+        if ms < 0 or ms % 1000 or ms > _milliseconds(MAX_SCALE_IN_COOLDOWN):
+            problems.append(
+                f"scale_in_cooldown: got {cooldown.to_human_string()}; allowed: whole seconds, "
+                "0 seconds to 15 days (the demand history it reads back from CloudWatch is "
+                "kept at one-minute resolution for 15 days)"
+            )
+    return problems
+
+
 def check_image(s: EnvironmentSettings) -> list[str]:
     if s.image_given and s.docker_hub_credentials_given:
         return [
@@ -276,6 +318,25 @@ def check_image(s: EnvironmentSettings) -> list[str]:
             "so pass credentials to your ContainerImage instead"
         ]
     return []
+
+
+DATA_REMOVAL_POLICIES = (
+    RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+    RemovalPolicy.RETAIN,
+    RemovalPolicy.DESTROY,
+)
+
+
+def check_data_props(s: EnvironmentSettings) -> list[str]:
+    """`removal_policy` (SNAPSHOT is refused: buckets, EFS, secrets and log groups cannot be
+    snapshotted) and `deletion_protection`."""
+    problems = []
+    if s.removal_policy not in DATA_REMOVAL_POLICIES:
+        allowed = ", ".join(p.name for p in DATA_REMOVAL_POLICIES)
+        problems.append(f"removal_policy: got {s.removal_policy!r}; allowed: {allowed}")
+    if not isinstance(s.deletion_protection, bool):
+        problems.append(f"deletion_protection: got {s.deletion_protection!r}; allowed: True, False")
+    return problems
 
 
 RULES: tuple[Rule, ...] = (
@@ -293,6 +354,8 @@ RULES: tuple[Rule, ...] = (
     check_allowed_cidrs,
     check_tags,
     check_image,
+    check_durations,
+    check_data_props,
 )
 
 

@@ -183,3 +183,5 @@ class WebAccess(Construct):
         scheme = "https" if certificate is not None else "http"
         host = domain_name if domain_name is not None else self.load_balancer.load_balancer_dns_name
         self.url = f"{scheme}://{host}"
+        """The environment's URL: `https://<domain_name>`, or `http://<load balancer DNS name>`
+        without TLS. Every Airflow container gets it as `[api] base_url`."""

@@ -135,7 +135,8 @@ def test_api_server_creates_the_admin_user_with_the_password_on_stdin(
     assert recorded[1].startswith("airflow users create --username admin --role Admin")
     assert "pw" not in recorded[1]
     assert recorded[2] == "stdin pw pw"
-    assert result.args_ == ["airflow", "api-server", "--port", "8080"]
+    assert result.args_ == ["airflow", "api-server", "--port", "8080", "--proxy-headers"]
+    assert result.env["FORWARDED_ALLOW_IPS"] == "*"
     assert "OPENMWAA_ADMIN_SECRET" not in result.env
 
 
@@ -340,6 +341,36 @@ def test_worker_forwards_sigterm_to_celery_only_and_returns_its_code(
     assert "worker got TERM" in calls(sandbox)
     assert seen["agent_uri"] == "http://agent"
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_worker_without_task_protection_runs_no_monitor(
+    sandbox: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # mw1.micro: no autoscaler and no ecs:UpdateTaskProtection permission
+    airflow = Path(sandbox["env"]["PATH"].split(":")[0]) / "airflow"
+    airflow.write_text("#!/bin/bash\nexit 0\n")
+    seen: list[str | None] = []
+
+    def monitor(stop: threading.Event, *, agent_uri: str | None) -> None:
+        seen.append(agent_uri)
+
+    with caplog.at_level(logging.INFO, logger="openmwaa.bootstrap"):
+        code = bootstrap.start(
+            {
+                **sandbox["env"],
+                "OPENMWAA_COMPONENT": "worker",
+                "ECS_AGENT_URI": "http://agent",
+                "OPENMWAA_TASK_PROTECTION": "off",
+            },
+            python=sandbox["python"],
+            execvpe=fake_execvpe,
+            monitor=monitor,
+            installed_airflow="3.3.2",
+        )
+
+    assert code == 0
+    assert seen == []
+    assert "task scale-in protection is off (OPENMWAA_TASK_PROTECTION=off)" in caplog.text
 
 
 def test_worker_exit_code_is_celerys(sandbox: dict[str, Any]) -> None:

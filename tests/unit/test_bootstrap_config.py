@@ -157,6 +157,31 @@ def test_airflow_environment_overrides_protected_values() -> None:
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
 
 
+def test_api_server_trusts_the_forwarded_headers_of_the_load_balancer() -> None:
+    env = config.airflow_environment(contract_env(OPENMWAA_COMPONENT="api-server"), major=3)
+    assert env["FORWARDED_ALLOW_IPS"] == "*"
+    # a value from the task definition or startup.sh wins
+    env = config.airflow_environment(
+        contract_env(OPENMWAA_COMPONENT="api-server", FORWARDED_ALLOW_IPS="10.0.0.0/8"), major=3
+    )
+    assert env["FORWARDED_ALLOW_IPS"] == "10.0.0.0/8"
+
+
+@pytest.mark.parametrize(("component", "major"), [("scheduler", 3), ("api-server", 2)])
+def test_only_the_airflow_3_api_server_trusts_forwarded_headers(component: str, major: int) -> None:
+    env = config.airflow_environment(contract_env(OPENMWAA_COMPONENT=component), major=major)
+    assert "FORWARDED_ALLOW_IPS" not in env
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, True), ("on", True), ("off", False), ("OFF", False), ("false", False)],
+)
+def test_task_protection_switch(value: str | None, expected: bool) -> None:
+    env = {} if value is None else {"OPENMWAA_TASK_PROTECTION": value}
+    assert config.task_protection_enabled(env) is expected
+
+
 def test_airflow_environment_for_airflow_2_sets_the_webserver_secret_key() -> None:
     env = config.airflow_environment(contract_env(), major=2)
 
@@ -262,7 +287,7 @@ def test_startup_exports_keep_user_variables_and_reject_reserved_ones() -> None:
         ("scheduler", 3, ["airflow", "scheduler"]),
         ("dag-processor", 3, ["airflow", "dag-processor"]),
         ("triggerer", 3, ["airflow", "triggerer"]),
-        ("api-server", 3, ["airflow", "api-server", "--port", "8080"]),
+        ("api-server", 3, ["airflow", "api-server", "--port", "8080", "--proxy-headers"]),
         ("api-server", 2, ["airflow", "webserver", "--port", "8080"]),
         ("worker", 3, ["airflow", "celery", "worker"]),
     ],

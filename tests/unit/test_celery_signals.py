@@ -112,6 +112,23 @@ def test_without_an_ecs_agent_nothing_is_connected(
     assert not (tmp_path / "task-received").exists()
 
 
+def test_task_protection_switched_off_connects_nothing(
+    signal: FakeSignal, agent: Agent, tmp_path: Path, caplog
+) -> None:
+    # mw1.micro: ECS gives the agent URI, but the task may not change its protection
+    env = {"ECS_AGENT_URI": agent.uri, "OPENMWAA_TASK_PROTECTION": "off"}
+
+    with caplog.at_level(logging.INFO, logger="openmwaa.celery"):
+        config = celery_signals.load(env)
+
+    assert config == DEFAULT_CONFIG
+    assert signal.receivers == []
+    assert "off (OPENMWAA_TASK_PROTECTION=off)" in caplog.text
+    celery_signals.on_task_received(sender=None)
+    assert agent.requests == []
+    assert not (tmp_path / "task-received").exists()
+
+
 def test_airflow_2_without_the_providers_module_uses_the_core_one(
     signal: FakeSignal, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ from aws_cdk.assertions import Match
 from openmwaa.runtime_bundle import RUNTIME_ENTRY_POINT
 from openmwaa.services import AIRFLOW_COMMAND, RUNTIME_INSTALL_COMMAND
 from tests.conftest import template_of
+from tools.cdk_app import project_app
 
 COMPONENT_SIZES = {  # mw1.small
     "scheduler": ("1024", "2048"),
@@ -101,7 +102,8 @@ def test_services_container_runs_the_runtime_from_the_stock_image(
     default_template, name: str
 ) -> None:
     definition = container(default_template, name)
-    assert definition["Image"] == "apache/airflow:3.3.2-python3.12"
+    # The stock image, from the environment's ECR copy (tests/unit/test_image_mirror.py).
+    assert definition["Image"]["Fn::Join"][1][-1] == ":3.3.2-python3.12"
     assert definition["EntryPoint"] == RUNTIME_ENTRY_POINT
     assert definition["Command"] == AIRFLOW_COMMAND
     assert env_of(definition)["OPENMWAA_COMPONENT"] == name
@@ -266,7 +268,7 @@ def test_services_airflow_2_uses_the_webserver_health_path_and_no_execution_api(
     )
 
 
-def test_services_pull_the_default_image_with_docker_hub_credentials_when_given() -> None:
+def test_services_leave_docker_hub_credentials_to_the_image_copy() -> None:
     import aws_cdk as cdk
     from aws_cdk import aws_secretsmanager as secretsmanager
     from aws_cdk.assertions import Template
@@ -274,12 +276,14 @@ def test_services_pull_the_default_image_with_docker_hub_credentials_when_given(
     from openmwaa import AirflowEnvironment
     from tests.stacks import TEST_ENV
 
-    stack = cdk.Stack(cdk.App(), "Creds", env=TEST_ENV)
+    stack = cdk.Stack(project_app(), "Creds", env=TEST_ENV)
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dockerhub-AbCdEf"
     secret = secretsmanager.Secret.from_secret_complete_arn(stack, "Hub", arn)
     AirflowEnvironment(stack, "Airflow", docker_hub_credentials=secret)
-    worker = container(Template.from_stack(stack), "worker")
-    assert worker["RepositoryCredentials"] == {"CredentialsParameter": arn}
+    template = Template.from_stack(stack)
+    assert "RepositoryCredentials" not in container(template, "worker")  # pulls from ECR
+    [copy] = template.find_resources("Custom::CDKECRDeployment").values()
+    assert copy["Properties"]["SrcCreds"] == arn
 
 
 def test_services_spot_workers_wait_for_the_capacity_provider_association() -> None:
@@ -288,3 +292,100 @@ def test_services_spot_workers_wait_for_the_capacity_provider_association() -> N
     services = template.find_resources("AWS::ECS::Service")
     [worker] = [v for k, v in services.items() if "WorkerService" in k]
     assert association in worker["DependsOn"]
+
+
+# --- Airflow options sized from the environment (issue 8, items 5-9) ---------------------
+
+
+@pytest.fixture(scope="module")
+def micro_template():  # type: ignore[no-untyped-def]
+    return template_of(environment_class="mw1.micro")
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENT_SIZES))
+def test_services_every_component_knows_the_environment_url(default_template, name: str) -> None:
+    environment = env_of(container(default_template, name))
+    [scheme, host] = environment["AIRFLOW__API__BASE_URL"]["Fn::Join"][1]
+    assert scheme == "http://"
+    assert host["Fn::GetAtt"][0].startswith("AirflowWebAccessLoadBalancer")
+    assert host["Fn::GetAtt"][1] == "DNSName"
+    assert "AIRFLOW__FAB__COOKIE_SECURE" not in environment, "a Secure cookie needs HTTPS"
+
+
+def test_services_https_environment_url_is_the_domain_and_cookies_are_secure() -> None:
+    from aws_cdk.assertions import Template
+
+    from tests.stacks import public_https_stack
+
+    environment = env_of(container(Template.from_stack(public_https_stack()), "api-server"))
+    assert environment["AIRFLOW__API__BASE_URL"] == "https://airflow.example.com"
+    assert environment["AIRFLOW__FAB__COOKIE_SECURE"] == "True"
+
+
+def test_services_airflow_2_webserver_knows_its_url_and_trusts_the_load_balancer() -> None:
+    environment = env_of(container(template_of(airflow_version="2.11.2"), "api-server"))
+    assert environment["AIRFLOW__WEBSERVER__BASE_URL"]["Fn::Join"][1][0] == "http://"
+    assert environment["AIRFLOW__WEBSERVER__ENABLE_PROXY_FIX"] == "True"
+    assert "AIRFLOW__API__BASE_URL" not in environment
+
+
+def test_services_task_queued_timeout_outlasts_a_worker_cold_start(default_template) -> None:
+    from openmwaa.container_environment import TASK_QUEUED_TIMEOUT_SECONDS, cold_start_seconds
+    from openmwaa.runtime import bootstrap
+
+    worst = cold_start_seconds()
+    assert worst >= bootstrap.STARTUP_SCRIPT_TIMEOUT + bootstrap.REQUIREMENTS_TIMEOUT + 60
+    assert worst <= TASK_QUEUED_TIMEOUT_SECONDS == 1200
+    for name in ("scheduler", "worker"):
+        environment = env_of(container(default_template, name))
+        assert environment["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT"] == "1200"
+
+
+@pytest.mark.parametrize(
+    ("max_workers", "tasks_per_worker", "schedulers", "expected"),
+    [(10, 5, 2, 25), (25, 5, 2, 63), (1, 3, 1, 3), (200, 80, 5, 3200), (3, 5, 5, 3)],
+)
+def test_parallelism_per_scheduler_covers_the_workers(
+    max_workers: int, tasks_per_worker: int, schedulers: int, expected: int
+) -> None:
+    from openmwaa.container_environment import parallelism_per_scheduler
+
+    assert parallelism_per_scheduler(max_workers, tasks_per_worker, schedulers) == expected
+    assert expected * schedulers >= max_workers * tasks_per_worker
+
+
+def test_services_parallelism_and_default_pool_follow_max_workers(default_template) -> None:
+    environment = env_of(container(default_template, "scheduler"))
+    assert environment["AIRFLOW__CORE__PARALLELISM"] == "25"  # 2 schedulers x 25 >= 10 x 5
+    assert environment["AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT"] == "50"
+    environment = env_of(container(template_of(max_workers=25), "scheduler"))
+    assert environment["AIRFLOW__CORE__PARALLELISM"] == "63"  # 2 x 63 >= 25 x 5
+    assert environment["AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT"] == "125"
+
+
+def test_services_users_may_override_the_sized_defaults() -> None:
+    options = {
+        "scheduler.task_queued_timeout": "3600",
+        "core.parallelism": "7",
+        "secrets.use_cache": "False",
+        "api.base_url": "https://airflow.internal.example.com",
+    }
+    environment = env_of(container(template_of(airflow_configuration_options=options), "scheduler"))
+    for option, value in options.items():
+        section, key = option.upper().split(".")
+        assert environment[f"AIRFLOW__{section}__{key}"] == value
+
+
+def test_services_secrets_cache_is_on(default_template) -> None:
+    for name in COMPONENT_SIZES:
+        assert env_of(container(default_template, name))["AIRFLOW__SECRETS__USE_CACHE"] == "True"
+
+
+def test_services_workers_hold_scale_in_protection(default_template) -> None:
+    assert env_of(container(default_template, "worker"))["OPENMWAA_TASK_PROTECTION"] == "on"
+
+
+def test_services_micro_worker_has_no_scale_in_protection(micro_template) -> None:
+    environment = env_of(container(micro_template, "worker"))
+    assert environment["OPENMWAA_TASK_PROTECTION"] == "off"
+    assert env_of(container(micro_template, "scheduler"))["AIRFLOW__CORE__PARALLELISM"] == "3"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import aws_cdk as cdk
+import jsii
 import pytest
+from aws_cdk import Duration, INumberProducer, Lazy, Token
 
 from openmwaa.validation import (
     PROTECTED_CONFIGURATION_OPTIONS,
@@ -100,7 +103,7 @@ def test_fails_when_access_mode_unknown() -> None:
 
 
 def test_fails_when_public_without_tls() -> None:
-    [problem] = problems(webserver_access_mode="PUBLIC_ONLY")
+    [problem] = problems(webserver_access_mode="PUBLIC_ONLY", allowed_cidrs=("0.0.0.0/0",))
     assert "PUBLIC_ONLY without TLS" in problem
 
 
@@ -110,9 +113,64 @@ def test_public_with_domain_and_zone_is_valid() -> None:
             webserver_access_mode="PUBLIC_ONLY",
             domain_name="airflow.example.com",
             hosted_zone_given=True,
+            allowed_cidrs=("203.0.113.0/24",),
         )
         == []
     )
+
+
+def test_fails_when_public_without_allowed_cidrs() -> None:
+    [problem] = problems(
+        webserver_access_mode="PUBLIC_ONLY",
+        domain_name="airflow.example.com",
+        hosted_zone_given=True,
+    )
+    assert problem.startswith("allowed_cidrs: got none with PUBLIC_ONLY")
+    assert "'0.0.0.0/0'" in problem
+
+
+def test_private_without_allowed_cidrs_is_valid() -> None:
+    assert problems(webserver_access_mode="PRIVATE_ONLY", allowed_cidrs=()) == []
+
+
+@pytest.mark.parametrize(
+    "interval",
+    [Duration.seconds(30), Duration.seconds(90), Duration.millis(60_500), Duration.minutes(0)],
+)
+def test_fails_when_reconcile_interval_is_not_whole_minutes(interval: Duration) -> None:
+    [problem] = problems(reconcile_interval=interval)
+    assert problem.startswith(f"reconcile_interval: got {interval.to_human_string()}")
+    assert "whole minutes, at least 1 minute" in problem
+
+
+@pytest.mark.parametrize("interval", [Duration.minutes(1), Duration.hours(2), Duration.days(1)])
+def test_reconcile_interval_in_whole_minutes_is_valid(interval: Duration) -> None:
+    assert problems(reconcile_interval=interval) == []
+
+
+@pytest.mark.parametrize("cooldown", [Duration.millis(1500), Duration.days(16)])
+def test_fails_when_scale_in_cooldown_is_out_of_range(cooldown: Duration) -> None:
+    [problem] = problems(scale_in_cooldown=cooldown)
+    assert problem.startswith(f"scale_in_cooldown: got {cooldown.to_human_string()}")
+    assert "whole seconds, 0 seconds to 15 days" in problem
+
+
+@pytest.mark.parametrize(
+    "cooldown", [Duration.seconds(0), Duration.seconds(45), Duration.minutes(5), Duration.days(15)]
+)
+def test_scale_in_cooldown_in_range_is_valid(cooldown: Duration) -> None:
+    assert problems(scale_in_cooldown=cooldown) == []
+
+
+def test_unresolved_durations_are_skipped() -> None:
+    token = Duration.minutes(Token.as_number(Lazy.number(_Producer())))
+    assert problems(reconcile_interval=token, scale_in_cooldown=token) == []
+
+
+@jsii.implements(INumberProducer)
+class _Producer:
+    def produce(self, _context: Any) -> int:
+        return 1
 
 
 def test_fails_when_domain_name_without_zone_or_certificate() -> None:
@@ -218,3 +276,94 @@ def test_construct_rejects_unknown_environment_class_with_the_allowed_list() -> 
 
     with pytest.raises(ValueError, match=r"environment_class: got 'mw9.giant'; allowed: mw1.micro"):
         environment_stack(environment_class="mw9.giant")
+
+
+def test_construct_refuses_an_out_of_range_duration_with_a_value_error() -> None:
+    from tests.stacks import environment_stack
+
+    with pytest.raises(ValueError, match=r"reconcile_interval: got 30 seconds"):
+        environment_stack(reconcile_interval=Duration.seconds(30))
+    with pytest.raises(ValueError, match=r"scale_in_cooldown: got 1 second 500 millis"):
+        environment_stack(scale_in_cooldown=Duration.millis(1500))
+
+
+def test_construct_refuses_public_only_without_allowed_cidrs() -> None:
+    from aws_cdk import aws_certificatemanager as acm
+
+    from tests.stacks import environment_stack
+    from tools.cdk_app import project_app
+
+    app = project_app()
+    certificate = acm.Certificate.from_certificate_arn(
+        cdk.Stack(app, "Certificates"), "Cert", "arn:aws:acm:eu-west-1:123456789012:certificate/a"
+    )
+    with pytest.raises(ValueError, match=r"allowed_cidrs: got none with PUBLIC_ONLY"):
+        environment_stack(
+            app,
+            webserver_access_mode="PUBLIC_ONLY",
+            domain_name="airflow.example.com",
+            certificate=certificate,
+        )
+
+
+def test_imported_kms_key_warns_what_its_key_policy_must_allow() -> None:
+    from aws_cdk import aws_kms as kms
+    from aws_cdk.assertions import Annotations, Match
+
+    from openmwaa import AirflowEnvironment
+    from tests.stacks import TEST_ENV
+    from tools.cdk_app import project_app
+
+    stack = cdk.Stack(project_app(), "ImportedKey", env=TEST_ENV)
+    key = kms.Key.from_key_arn(
+        stack, "Key", "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-0000-1111-2222-333344445555"
+    )
+    AirflowEnvironment(stack, "Airflow", kms_key=key)
+
+    [warning] = Annotations.from_stack(stack).find_warning(
+        "/ImportedKey/Airflow", Match.string_like_regexp("kms_key")
+    )
+    message = warning.entry.data
+    for needed in (
+        "logs.eu-west-1.amazonaws.com",
+        "kms:Encrypt*, kms:Decrypt*, kms:ReEncrypt*, kms:GenerateDataKey*, kms:Describe*",
+        "kms:EncryptionContext:aws:logs:arn",
+        "arn:aws:logs:eu-west-1:123456789012:log-group:*",
+        "cloudwatch.amazonaws.com",
+        "kms:Decrypt, kms:GenerateDataKey*",
+        "aws:SourceAccount",
+    ):
+        assert needed in message, needed
+
+
+def test_kms_key_of_this_app_gets_its_policy_and_no_warning() -> None:
+    from aws_cdk.assertions import Annotations, Match
+
+    from tests.stacks import kms_imported_vpc_stack
+
+    stack, _ = kms_imported_vpc_stack()
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("kms_key"))
+    assert warnings == []
+
+
+def test_fails_when_removal_policy_is_snapshot() -> None:
+    [problem] = problems(removal_policy=cdk.RemovalPolicy.SNAPSHOT)
+    assert problem.startswith("removal_policy: got")
+    assert "RETAIN_ON_UPDATE_OR_DELETE, RETAIN, DESTROY" in problem
+
+
+def test_fails_when_deletion_protection_is_not_a_bool() -> None:
+    [problem] = problems(deletion_protection="yes")
+    assert problem == "deletion_protection: got 'yes'; allowed: True, False"
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        cdk.RemovalPolicy.RETAIN,
+        cdk.RemovalPolicy.DESTROY,
+    ],
+)
+def test_data_removal_policies_are_valid(policy: cdk.RemovalPolicy) -> None:
+    assert problems(removal_policy=policy) == []

@@ -469,12 +469,15 @@ def supervise(
     cmd: Sequence[str],
     env: Mapping[str, str],
     monitor: Monitor | None,
+    *,
+    protection: bool = True,
 ) -> int:
     """Run the worker as our child, in its own process group, and return its exit code.
 
     SIGTERM and SIGINT are passed to Celery's main process only (warm shutdown: it stops
     consuming and lets running tasks finish; signalling the whole group would kill them).
-    ``monitor`` (task scale-in protection) runs in a daemon thread until Celery exits.
+    ``monitor`` (task scale-in protection) runs in a daemon thread until Celery exits, unless
+    ``protection`` is False (``OPENMWAA_TASK_PROTECTION=off``, mw1.micro).
     """
     children: list[subprocess.Popen[bytes]] = []
     signals: list[int] = []
@@ -495,7 +498,12 @@ def supervise(
         LOG.info("starting %s", " ".join(cmd))
         proc = subprocess.Popen(list(cmd), env=dict(env), start_new_session=True)
         children.append(proc)
-        if monitor is not None:
+        if not protection:
+            LOG.info(
+                "task scale-in protection is off (%s=off): no autoscaler stops this task",
+                config.TASK_PROTECTION_VARIABLE,
+            )
+        elif monitor is not None:
             agent_uri = env.get("ECS_AGENT_URI")
             threading.Thread(
                 target=lambda: monitor(stop, agent_uri=agent_uri),
@@ -610,7 +618,9 @@ def start(
     command, airflow_env = prepare(env, settings, python)
     LOG.info("start-up steps done in %.0f s", time.monotonic() - started)
     if settings.component == "worker":
-        return supervise(command, airflow_env, monitor)
+        return supervise(
+            command, airflow_env, monitor, protection=config.task_protection_enabled(env)
+        )
     LOG.info("exec %s", " ".join(command))
     for handler in logging.getLogger().handlers:
         handler.flush()

@@ -4,9 +4,10 @@ The bootstrap starts ``airflow celery worker`` with ``[celery] celery_config_opt
 ``<this package>.celery_signals.CELERY_CONFIG`` and the runtime's zip on ``PYTHONPATH``.
 Airflow reads that attribute when it creates its Celery app in the worker process; reading it
 builds a copy of Airflow's ``DEFAULT_CELERY_CONFIG`` and, when ``$ECS_AGENT_URI`` is set (on
-ECS), connects :func:`on_task_received` to Celery's ``task_received`` signal. The worker's
-consumer sends that signal in the main process as soon as a message arrives, before the task
-goes to a pool process: the handler (:class:`.task_protection.ReceiptProtector`) turns ECS
+ECS) and ``$OPENMWAA_TASK_PROTECTION`` is not ``off`` (it is on mw1.micro), connects
+:func:`on_task_received` to Celery's ``task_received`` signal. The worker's consumer sends
+that signal in the main process as soon as a message arrives, before the task goes to a pool
+process: the handler (:class:`.task_protection.ReceiptProtector`) turns ECS
 task scale-in protection on then and there, so a worker never runs a task unprotected.
 
 Importing this module has no side effect and needs neither Airflow nor Celery (the bootstrap
@@ -20,7 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from . import task_protection
+from . import config, task_protection
 
 LOG = logging.getLogger("openmwaa.celery")
 
@@ -46,7 +47,8 @@ def load(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
         except ImportError:  # Airflow 2 with an old Celery provider
             from airflow.config_templates.default_celery import DEFAULT_CELERY_CONFIG
         agent_uri = env.get("ECS_AGENT_URI")
-        if agent_uri:
+        enabled = config.task_protection_enabled(env)
+        if agent_uri and enabled:
             from celery.signals import task_received
 
             _protector = task_protection.ReceiptProtector(
@@ -54,10 +56,11 @@ def load(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
             )
             task_received.connect(on_task_received, weak=False)
         _config = dict(DEFAULT_CELERY_CONFIG)
-        LOG.info(
-            "openmwaa Celery config loaded: scale-in protection on task receipt %s",
-            "on" if agent_uri else "off (ECS_AGENT_URI is not set)",
-        )
+        if not enabled:
+            state = f"off ({config.TASK_PROTECTION_VARIABLE}=off)"
+        else:
+            state = "on" if agent_uri else "off (ECS_AGENT_URI is not set)"
+        LOG.info("openmwaa Celery config loaded: scale-in protection on task receipt %s", state)
     return _config
 
 

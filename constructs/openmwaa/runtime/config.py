@@ -68,6 +68,18 @@ OPINIONATED_DEFAULTS_AIRFLOW2: Mapping[str, str] = {
     "scheduler.dag_dir_list_interval": "30",
 }
 
+API_SERVER_DEFAULTS: Mapping[str, str] = {"FORWARDED_ALLOW_IPS": "*"}
+"""Variables of the Airflow 3 api-server, unless already set. It runs with ``--proxy-headers``
+(see :func:`airflow_command`), and uvicorn then trusts X-Forwarded-For/-Proto only from the
+addresses in ``FORWARDED_ALLOW_IPS`` (its default is 127.0.0.1). The ALB's addresses are not
+known in advance; only the ALB and the environment's own security group reach port 8080, so
+trusting every forwarder is safe (docs/runtime.md)."""
+
+TASK_PROTECTION_VARIABLE = "OPENMWAA_TASK_PROTECTION"
+"""``off`` turns the worker's ECS task scale-in protection off (mw1.micro: one task, no
+autoscaler, no ecs:UpdateTaskProtection permission); unset or ``on``: on when ECS gives the
+agent's URI."""
+
 RAW_SECRET_VARIABLES = ("OPENMWAA_DB_SECRET", "OPENMWAA_FERNET_SEED", "OPENMWAA_ADMIN_SECRET")
 """ECS secrets the bootstrap consumes; removed from the environment Airflow and DAGs see."""
 
@@ -242,7 +254,15 @@ def default_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
     """openmwaa's defaults for the options the environment does not set."""
     defaults = OPINIONATED_DEFAULTS if major >= 3 else OPINIONATED_DEFAULTS_AIRFLOW2
     names = {env_name(k): v for k, v in defaults.items()}
+    if major >= 3 and env.get("OPENMWAA_COMPONENT") == "api-server":
+        names.update(API_SERVER_DEFAULTS)
     return {k: v for k, v in names.items() if k not in env}
+
+
+def task_protection_enabled(env: Mapping[str, str]) -> bool:
+    """False when ``OPENMWAA_TASK_PROTECTION`` says ``off`` (or ``false``, ``0``, ``no``)."""
+    value = env.get(TASK_PROTECTION_VARIABLE, "on").strip().lower()
+    return value not in ("off", "false", "0", "no")
 
 
 def airflow_environment(env: Mapping[str, str], major: int) -> dict[str, str]:
@@ -304,7 +324,9 @@ def airflow_command(component: str, major: int, api_port: str) -> list[str]:
     if component == "api-server":
         if major < 3:
             return ["airflow", "webserver", "--port", api_port]
-        return ["airflow", "api-server", "--port", api_port]
+        # Behind the load balancer: take the client's scheme and address from its
+        # X-Forwarded-* headers (uvicorn's proxy headers; trusted per FORWARDED_ALLOW_IPS).
+        return ["airflow", "api-server", "--port", api_port, "--proxy-headers"]
     if component == "worker":
         return ["airflow", "celery", "worker"]
     raise ConfigError(f"OPENMWAA_COMPONENT must be one of {', '.join(COMPONENTS)}: {component!r}")
