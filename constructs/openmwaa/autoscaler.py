@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
@@ -32,6 +34,10 @@ class WorkerAutoscaler(Construct):
     namespace with the dimension Environment. A run that fails or waits is dropped, never
     retried (the next one starts a minute later), so runs do not pile up; no reserved
     concurrency is taken, so the stack deploys on accounts with the minimum quota.
+
+    Creates a small DynamoDB table (`table`: on demand, encrypted with `kms_key` when given,
+    TTL on every item, destroyed with the stack) holding the demand samples of the cool-down
+    and a lease that lets only one invocation run at a time (docs/autoscaling.md).
     """
 
     def __init__(
@@ -49,8 +55,26 @@ class WorkerAutoscaler(Construct):
         tasks_per_worker: int,
         placement: FunctionPlacement,
         scale_in_cooldown: Duration = DEFAULT_SCALE_IN_COOLDOWN,
+        kms_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Ephemeral state (a lease and the last minutes of samples, each with a TTL): no
+        # point-in-time recovery or backup, no retention, no name, so nothing outlives the stack.
+        self.table = dynamodb.Table(
+            self,
+            "State",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.NUMBER),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=(
+                dynamodb.TableEncryption.CUSTOMER_MANAGED
+                if kms_key is not None
+                else dynamodb.TableEncryption.AWS_MANAGED
+            ),
+            encryption_key=kms_key,
+            time_to_live_attribute="expires",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         self.function = bundled_function(
             self,
             "Function",
@@ -71,6 +95,7 @@ class WorkerAutoscaler(Construct):
                 "INVOCATION_BUDGET_SECONDS": str(INVOCATION_BUDGET_SECONDS),
                 "METRIC_NAMESPACE": METRIC_NAMESPACE,
                 "ENVIRONMENT_NAME": environment_name,
+                "TABLE_NAME": self.table.table_name,
             },
         )
         self.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)
@@ -92,11 +117,29 @@ class WorkerAutoscaler(Construct):
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                sid="ReadDemandHistory",
-                actions=["cloudwatch:GetMetricData"],
-                resources=["*"],
+                sid="DemandHistoryAndLease",
+                actions=["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+                resources=[self.table.table_arn],
             )
         )
+        if kms_key is not None:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="DemandHistoryEncryption",
+                    actions=[
+                        "kms:Decrypt",
+                        "kms:DescribeKey",
+                        "kms:Encrypt",
+                        "kms:GenerateDataKey",
+                    ],
+                    resources=[kms_key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"
+                        }
+                    },
+                )
+            )
         self.schedule = events.Rule(
             self,
             "Schedule",

@@ -6,6 +6,10 @@ The target worker count is ``ceil(demand / tasks_per_worker)`` clamped to
 that would have been enough for the peak demand of the whole cool-down window, and only when
 the observations cover that window without a hole longer than ``max_gap_seconds``: missing
 data never lowers the count.
+
+The demand history lives behind :class:`DemandStore`, a port: the Lambda adapter implements it
+on DynamoDB, :class:`MemoryStore` in memory (tests, simulations). Its lease makes overlapping
+invocations impossible: a second one finds the lease held and exits at once.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -136,18 +141,42 @@ def wants_scale_in(policy: Policy, observation: Observation) -> bool:
 def covers(points: Iterable[LoadPoint], start: float, end: float, max_gap: float) -> bool:
     """True if the points reach back to ``start`` and leave no hole longer than ``max_gap``.
 
-    The oldest point must begin at or before ``start`` (a history that begins later is too
-    short, whatever its holes); after it, holes up to ``max_gap`` are tolerated.
+    Some point must begin at or before ``start`` (a history that begins later is too short,
+    whatever its holes). From the last thing observed at or before ``start`` to ``end``, every
+    stretch without an observation must be at most ``max_gap`` long: a hole that straddles the
+    window start counts in full, so one low sample just inside the window is never enough.
     """
-    relevant = sorted((p for p in points if p.end >= start and p.start <= end), key=_start)
-    if not relevant or relevant[0].start > start:
+    ordered = sorted((p for p in points if p.start <= end), key=_start)
+    earlier = [p for p in ordered if p.start <= start]
+    if not earlier:
         return False
-    cursor = start
-    for point in relevant:
+    cursor = max(p.end for p in earlier)
+    for point in ordered:
+        if point.start <= start:
+            continue
         if point.start - cursor > max_gap:
             return False
         cursor = max(cursor, point.end)
     return end - cursor <= max_gap
+
+
+def max_gap_for(
+    sample_interval: float,
+    budget: float,
+    schedule_period: float = 60.0,
+    delivery_allowance: float = 15.0,
+) -> float:
+    """The longest hole in the demand history that still counts as observed.
+
+    One invocation every ``schedule_period`` samples every ``sample_interval`` for ``budget``
+    seconds, so consecutive samples are at most one interval apart, except across the pause
+    between two invocations: ``schedule_period - budget + sample_interval`` (15 s with the
+    defaults), plus ``delivery_allowance`` for EventBridge delivering one run a little later
+    than the one before. A lost invocation leaves a whole ``schedule_period`` more than that,
+    so it is never tolerated.
+    """
+    pause = max(0.0, schedule_period - budget) + sample_interval
+    return max(pause, sample_interval) + delivery_allowance
 
 
 def _start(point: LoadPoint) -> float:
@@ -248,3 +277,52 @@ def decide(
         target,
         f"demand stayed <= {peak} for {policy.cooldown_seconds:g}s: {current} -> {desired}",
     )
+
+
+class DemandStore(Protocol):
+    """Where the cool-down's demand history and the invocation lease live (a port).
+
+    ``acquire_lease`` is a conditional write: it succeeds only when no other owner holds an
+    unexpired lease, so two invocations never sample and act at the same time.
+    """
+
+    def acquire_lease(self, owner: str, now: float, until: float) -> bool:
+        """Take the lease until ``until``; False if another owner holds it past ``now``."""
+        ...
+
+    def release_lease(self, owner: str) -> None:
+        """Give the lease back, only if ``owner`` still holds it."""
+        ...
+
+    def record_sample(self, at: float, demand: int) -> None:
+        """Store one observed demand sample."""
+        ...
+
+    def read_history(self, start: float, end: float) -> list[LoadPoint]:
+        """Every stored sample in ``[start, end]``, as points (read-after-write consistent)."""
+        ...
+
+
+@dataclass
+class MemoryStore:
+    """A :class:`DemandStore` in memory, with the same lease rules as the DynamoDB one."""
+
+    samples: dict[float, int] = field(default_factory=dict)
+    holder: str | None = None
+    held_until: float = float("-inf")
+
+    def acquire_lease(self, owner: str, now: float, until: float) -> bool:
+        if self.holder is not None and self.holder != owner and self.held_until >= now:
+            return False
+        self.holder, self.held_until = owner, until
+        return True
+
+    def release_lease(self, owner: str) -> None:
+        if self.holder == owner:
+            self.holder, self.held_until = None, float("-inf")
+
+    def record_sample(self, at: float, demand: int) -> None:
+        self.samples[at] = demand
+
+    def read_history(self, start: float, end: float) -> list[LoadPoint]:
+        return [LoadPoint(t, t, d) for t, d in sorted(self.samples.items()) if start <= t <= end]

@@ -101,6 +101,17 @@ UNSCOPED_ACTIONS = frozenset(
 )
 
 
+TABLE_ACTIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"})
+"""DynamoDB item actions, authorized against the table named in the request."""
+
+
+def _dynamodb_table_arn(region: str, account: str, table: Any) -> str:
+    name = str(table)
+    if name.startswith("arn:"):
+        return name
+    return f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+
+
 def authorization_context(
     service: str,
     operation: str,
@@ -137,6 +148,8 @@ def authorization_context(
             return AuthorizationContext(action, _logs_group_arn(region, account, group, stream))
     if service == "secretsmanager" and operation in SECRET_ACTIONS and get("SecretId"):
         return AuthorizationContext(action, _secret_arn(region, account, str(get("SecretId"))))
+    if service == "dynamodb" and operation in TABLE_ACTIONS and get("TableName"):
+        return AuthorizationContext(action, _dynamodb_table_arn(region, account, get("TableName")))
     if service == "ecs":
         cluster = str(get("cluster") or "default")
         cluster_arn = _ecs_cluster_arn(region, account, cluster)

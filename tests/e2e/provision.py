@@ -157,6 +157,21 @@ def provision(template: Mapping[str, Any], session: Any, postgres: LocalPostgres
         resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         resolver.attributes[(logical_id, "DomainName")] = f"{name}.s3.amazonaws.com"
 
+    dynamodb = session.client("dynamodb")
+    for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        props = resource.get("Properties", {})
+        name = props.get("TableName") or f"openmwaa-{logical_id}"[:255]
+        dynamodb.create_table(
+            TableName=name,
+            KeySchema=props["KeySchema"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+        )
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+        )
+
     clusters: dict[str, dict[str, Any]] = {}
     for logical_id, resource in resources_of_type(template, "AWS::RDS::DBCluster").items():
         props = resource.get("Properties", {})
@@ -238,6 +253,13 @@ def provision(template: Mapping[str, Any], session: Any, postgres: LocalPostgres
         )["service"]
         resolver.refs[logical_id] = service["serviceArn"]
         resolver.attributes[(logical_id, "Name")] = service["serviceName"]
+    for logical_id in resources_of_type(template, "AWS::ECS::TaskDefinition"):
+        # Only named by the DAG sync's RunTask permission (the test's processes are the tasks).
+        resolver.refs[logical_id] = (
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/openmwaa-{logical_id}:1"
+        )
+    for logical_id in resources_of_type(template, "AWS::IAM::Role"):
+        resolver.attributes[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
     for logical_id in resources_of_type(template, "AWS::EFS::FileSystem"):
         file_system = f"fs-{zlib.crc32(logical_id.encode()):017x}"
         resolver.refs[logical_id] = file_system

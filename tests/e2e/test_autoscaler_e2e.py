@@ -234,9 +234,11 @@ def test_autoscaler_scales_the_worker_service_from_the_live_broker_queue(
             "SAMPLE_INTERVAL_SECONDS": "5",
             "INVOCATION_BUDGET_SECONDS": "35",
             "ENVIRONMENT_NAME": environment,
+            "TABLE_NAME": function_env["TABLE_NAME"],
         }
     )
-    io = RecordingIO(settings, *(airflow.aws.client(n, role) for n in ("sqs", "ecs", "cloudwatch")))
+    clients = ("sqs", "ecs", "cloudwatch", "dynamodb")
+    io = RecordingIO(settings, *(airflow.aws.client(n, role) for n in clients))
     watcher = QueueWatcher(sqs, queue_url)
     baseline = sum(watcher.read())
     airflow.wait_for(f"DAG {SLEEP}", lambda: airflow.request("GET", f"/api/v2/dags/{SLEEP}"), 180)
@@ -256,6 +258,7 @@ def test_autoscaler_scales_the_worker_service_from_the_live_broker_queue(
 
     # -- the decisions: ceil((queued + in flight) / tasks_per_worker), within [0, 10] -----
     assert summary.errors == [], summary.errors
+    assert summary.lease == "held"  # the table's lease, taken and released under IAM
     demands = [s.observation.demand for s in summary.samples]
     desired = 1
     for sample in summary.samples:

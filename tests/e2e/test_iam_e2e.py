@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import AirflowUnderTest
+from .conftest import COMPONENTS, AirflowUnderTest
 from .localenv import Process, free_port, start_process
 from .principals import ADMIN, create_user, role_policies
 
@@ -110,7 +110,7 @@ def test_fails_when_the_task_role_cannot_describe_log_groups(airflow: AirflowUnd
     """The triggerer starts Airflow's CloudWatch task handler at once; with the pre-fix policy
     (DescribeLogGroups scoped to single groups, which AWS never matches) it must fail."""
     launch = airflow.launches["triggerer"]
-    task_roles = _role_of_tasks(airflow, "task_role")
+    task_roles = _component_task_roles(airflow)
     assert len(task_roles) == 1, f"expected one task role for every component: {task_roles}"
     (task_role,) = task_roles
     documents = role_policies(airflow.template, task_role, airflow.provisioned.resolver).documents
@@ -143,6 +143,18 @@ def test_fails_when_the_task_role_cannot_describe_log_groups(airflow: AirflowUnd
     assert ("logs:DescribeLogGroups", False) in denied, airflow.diagnostics()
     assert ("logs:CreateLogGroup", False) in denied, process.log_tail()
     assert _access_denied_logged(process), process.log_tail()
+
+
+def _component_task_roles(airflow: AirflowUnderTest) -> set[str | None]:
+    """The task roles of the task definitions that run an Airflow component (the execution
+    role, MWAA's name for it), not the requirements build's."""
+    from .cfn import task_specs
+
+    return {
+        task.task_role
+        for task in task_specs(airflow.template)
+        if any(c.component in COMPONENTS for c in task.containers)
+    }
 
 
 def _decisions(airflow: AirflowUnderTest, user: str) -> set[tuple[str, bool]]:

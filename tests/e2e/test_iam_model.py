@@ -111,6 +111,20 @@ def test_secret_names_become_arns() -> None:
     assert _context("secretsmanager", "GetSecretValue", SecretId=arn).resource == arn
 
 
+def test_dynamodb_item_actions_use_the_table_arn() -> None:
+    put = _context("dynamodb", "PutItem", TableName="state", Item={})
+    query = _context("dynamodb", "Query", TableName="state")
+    table_arn = f"arn:aws:dynamodb:{R}:{A}:table/state"
+
+    assert (put.action, put.resource, put.modelled) == ("dynamodb:PutItem", table_arn, True)
+    assert query.resource == table_arn
+    assert _context("dynamodb", "DeleteItem", TableName=table_arn).resource == table_arn
+    own_table = _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": table_arn})
+    assert evaluate(own_table, put.action, put.resource, put.condition_keys).allowed
+    other = _context("dynamodb", "PutItem", TableName="other")
+    assert not evaluate(own_table, other.action, other.resource, other.condition_keys).allowed
+
+
 def test_unknown_actions_are_marked_unmodelled() -> None:
     context = _context("kinesis", "PutRecord")
 

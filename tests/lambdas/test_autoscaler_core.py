@@ -255,3 +255,52 @@ def test_policy_lists_every_problem():
     message = str(raised.value)
     assert "tasks_per_worker=0: must be >= 1" in message
     assert "cooldown_seconds=-1: must be >= 0" in message
+
+
+# --- issue 9: samples are points; holes are measured from the last observation ----------
+
+
+def test_covers_accepts_point_samples_that_straddle_the_window_start():
+    samples = [LoadPoint(t, t, 0) for t in range(-3, 201, 5)]  # every 5 s, none at 0
+    assert core.covers(samples, 0, 200, max_gap=10)
+
+
+def test_covers_counts_a_hole_that_straddles_the_window_start_in_full():
+    samples = [LoadPoint(-100, -100, 0), *(LoadPoint(t, t, 0) for t in range(20, 201, 5))]
+    assert not core.covers(samples, 0, 200, max_gap=30)
+
+
+def test_one_low_sample_after_a_hole_never_scales_in():
+    policy = Policy(
+        min_workers=1, max_workers=10, tasks_per_worker=5, cooldown_seconds=300, max_gap_seconds=30
+    )
+    # Low for 10 minutes, then nothing for 75 s (a lost invocation), then one low sample.
+    history = [LoadPoint(NOW - age, NOW - age, 0) for age in range(80, 600, 5)]
+    decision = core.decide(policy, obs(0, 0, 6), NOW, history)
+    assert decision.action is Action.HOLD
+    assert "hole" in decision.reason
+
+
+def test_max_gap_tolerates_the_pause_between_invocations_but_not_a_lost_one():
+    gap = core.max_gap_for(sample_interval=5, budget=50)
+    assert gap >= 60 - 45  # last sample at 45 s, next invocation at 60 s
+    assert gap < 60 + 60 - 45  # one invocation lost
+    assert core.max_gap_for(sample_interval=5, budget=0) < 120  # one sample a minute
+
+
+def test_memory_store_lease_is_exclusive_until_it_expires_or_is_released():
+    store = core.MemoryStore()
+    assert store.acquire_lease("a", now=0, until=60)
+    assert not store.acquire_lease("b", now=30, until=90)
+    assert store.acquire_lease("b", now=61, until=120)
+    store.release_lease("a")  # not the holder any more: no effect
+    assert not store.acquire_lease("c", now=62, until=122)
+    store.release_lease("b")
+    assert store.acquire_lease("c", now=62, until=122)
+
+
+def test_memory_store_reads_back_the_samples_of_a_window():
+    store = core.MemoryStore()
+    for t in (0, 5, 10, 15):
+        store.record_sample(t, t)
+    assert store.read_history(5, 10) == [LoadPoint(5, 5, 5), LoadPoint(10, 10, 10)]

@@ -22,6 +22,7 @@ CLUSTER = "openmwaa-test"
 SERVICE = "workers"
 ENV_NAME = "test-env"
 NAMESPACE = "OpenMWAA"
+TABLE = "autoscaler-state"
 
 
 # --- fixtures --------------------------------------------------------------------------
@@ -39,12 +40,15 @@ class FakeClock:
         return self.t
 
     def sleep(self, seconds: float) -> None:
+        """Advance to now + seconds, firing each due callback once, at its own time."""
         self.slept.append(seconds)
         target = self.t + seconds
-        for when, action in sorted(self.events, key=lambda e: e[0]):
-            if self.t < when <= target:
-                action()
-        self.t = target
+        while due := [e for e in self.events if e[0] <= target]:
+            event = min(due, key=lambda e: e[0])
+            self.events.remove(event)
+            self.t = max(self.t, event[0])
+            event[1]()
+        self.t = max(self.t, target)
 
     def at(self, offset: float, action: Callable[[], None]) -> None:
         self.events.append((self.t + offset, action))
@@ -55,6 +59,7 @@ class Aws:
     sqs: Any
     ecs: Any
     cloudwatch: Any
+    dynamodb: Any
     queue_url: str
     settings: handler.Settings
 
@@ -64,6 +69,7 @@ class Aws:
             faulty.get("sqs", self.sqs),
             faulty.get("ecs", self.ecs),
             faulty.get("cloudwatch", self.cloudwatch),
+            faulty.get("dynamodb", self.dynamodb),
         )
 
     def desired(self) -> int:
@@ -92,24 +98,12 @@ class Aws:
             got += len(response.get("Messages", []))
 
     def put_history(self, start: float, end: float, queued: int, running: int) -> None:
-        """Publish demand samples every 5 s over [start, end), as earlier invocations did."""
-        data = []
+        """Store demand samples every 5 s over [start, end), as earlier invocations did."""
+        io = self.io()
         t = start
         while t < end:
-            stamp = datetime.fromtimestamp(t, UTC)
-            for name, value in (("QueuedTasks", queued), ("RunningTasks", running)):
-                data.append(
-                    {
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "Environment", "Value": ENV_NAME}],
-                        "Timestamp": stamp,
-                        "Value": float(value),
-                        "Unit": "Count",
-                    }
-                )
+            io.record_sample(t, queued + running)
             t += 5
-        for i in range(0, len(data), 500):
-            self.cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[i : i + 500])
 
 
 ENV = {
@@ -120,6 +114,7 @@ ENV = {
     "SERVICE_NAME": SERVICE,
     "METRIC_NAMESPACE": NAMESPACE,
     "ENVIRONMENT_NAME": ENV_NAME,
+    "TABLE_NAME": TABLE,
 }
 
 
@@ -136,6 +131,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         sqs = boto3.client("sqs", region_name=REGION)
         ecs = boto3.client("ecs", region_name=REGION)
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "N"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         queue_url = sqs.create_queue(QueueName="openmwaa-celery")["QueueUrl"]
         ecs.create_cluster(clusterName=CLUSTER)
         ecs.register_task_definition(
@@ -150,7 +158,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             cluster=CLUSTER, serviceName=SERVICE, taskDefinition="worker", desiredCount=1
         )
         settings = handler.Settings.from_env({**ENV, "QUEUE_URL": queue_url})
-        yield Aws(sqs, ecs, cloudwatch, queue_url, settings)
+        yield Aws(sqs, ecs, cloudwatch, dynamodb, queue_url, settings)
     handler._CLIENTS.clear()
 
 
@@ -189,7 +197,7 @@ class Faulty:
 
 def run(aws: Aws, clock: FakeClock, io: handler.AwsIO | None = None, **kw: Any):
     return handler.run_invocation(
-        aws.settings, io or aws.io(), now=clock.now, sleep=clock.sleep, **kw
+        aws.settings, io or aws.io(), clock=clock.now, sleep=clock.sleep, **kw
     )
 
 
@@ -236,12 +244,12 @@ def test_scale_out_is_capped_at_max_workers(aws, clock):
     assert aws.desired() == 10
 
 
-def test_scales_in_after_the_cooldown_read_back_from_metrics(aws, clock):
+def test_scales_in_after_the_cooldown_read_back_from_the_table(aws, clock):
     aws.set_desired(6)
     aws.put_history(clock.t - 400, clock.t - 10, queued=0, running=2)
     summary = run(aws, clock, budget_seconds=0)
     assert aws.desired() == 1
-    assert summary.get_metric_data_calls == 1
+    assert summary.history_reads == 1
     assert "scale_in desiredCount 6 -> 1" in summary.changes[0]
 
 
@@ -277,7 +285,7 @@ def test_a_full_cooldown_of_own_samples_scales_in(aws, clock):
 def test_reads_history_at_most_once_per_invocation(aws, clock):
     aws.set_desired(6)
     summary = run(aws, clock)
-    assert summary.get_metric_data_calls == 1
+    assert summary.history_reads == 1
 
 
 def test_publishes_the_four_metrics_with_the_environment_dimension(aws, clock):
@@ -357,10 +365,10 @@ def test_holds_when_ecs_describe_fails(aws, clock, caplog):
 
 def test_holds_when_the_service_does_not_exist(aws, clock, caplog):
     settings = replace(aws.settings, service_name="gone")
-    io = handler.AwsIO(settings, aws.sqs, aws.ecs, aws.cloudwatch)
+    io = handler.AwsIO(settings, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
     with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
         summary = handler.run_invocation(
-            settings, io, now=clock.now, sleep=clock.sleep, budget_seconds=0
+            settings, io, clock=clock.now, sleep=clock.sleep, budget_seconds=0
         )
     assert summary.samples[0].observation.desired_workers is None
     assert "service gone: MISSING" in caplog.text
@@ -378,22 +386,22 @@ def test_logs_a_failed_update_and_retries_next_sample(aws, clock, caplog):
     assert summary.samples[0].decision.desired == 1
 
 
-def test_does_not_scale_in_when_get_metric_data_fails(aws, clock, caplog):
+def test_does_not_scale_in_when_the_history_query_fails(aws, clock, caplog):
     aws.set_desired(6)
     aws.put_history(clock.t - 400, clock.t - 10, queued=0, running=0)
-    cloudwatch = Faulty(aws.cloudwatch, get_metric_data=-1)
+    dynamodb = Faulty(aws.dynamodb, query=-1)
     with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
-        summary = run(aws, clock, aws.io(cloudwatch=cloudwatch))
+        summary = run(aws, clock, aws.io(dynamodb=dynamodb))
     assert aws.desired() == 6
-    assert cloudwatch.calls["get_metric_data"] == handler.MAX_HISTORY_READS_PER_INVOCATION
-    assert "cloudwatch:GetMetricData failed (ThrottlingException" in caplog.text
+    assert dynamodb.calls["query"] == handler.MAX_HISTORY_READS_PER_INVOCATION
+    assert "dynamodb:Query failed (ThrottlingException" in caplog.text
     assert summary.samples[-1].decision.reason.startswith("demand history unavailable")
 
 
-def test_still_scales_out_when_get_metric_data_fails(aws, clock):
+def test_still_scales_out_when_the_history_query_fails(aws, clock):
     aws.enqueue(30)
-    cloudwatch = Faulty(aws.cloudwatch, get_metric_data=-1)
-    run(aws, clock, aws.io(cloudwatch=cloudwatch), budget_seconds=0)
+    dynamodb = Faulty(aws.dynamodb, query=-1)
+    run(aws, clock, aws.io(dynamodb=dynamodb), budget_seconds=0)
     assert aws.desired() == 6
 
 
@@ -421,7 +429,7 @@ def test_unusable_answers_are_reported_as_failures():
             return {"Attributes": {"ApproximateNumberOfMessages": "many"}}
 
     settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
-    io = handler.AwsIO(settings, Broken(), None, None)
+    io = handler.AwsIO(settings, Broken(), None, None, None)
     with pytest.raises(handler.AwsCallError, match="sqs:GetQueueAttributes failed"):
         io.read_queue()
 
@@ -436,7 +444,7 @@ def test_settings_defaults():
         max_workers=10,
         tasks_per_worker=5,
         cooldown_seconds=300,
-        max_gap_seconds=120,
+        max_gap_seconds=30,
     )
     assert (settings.sample_interval_seconds, settings.invocation_budget_seconds) == (5, 50)
 
@@ -495,3 +503,190 @@ def test_handler_shrinks_the_budget_to_the_time_left(aws, monkeypatch):
 
     result = handler.handler({}, Context())
     assert result["samples"] == 1
+
+
+# --- issue 9: missing data holds, overlap cannot undo, the budget is the clock's ----------
+
+
+def _minutes(aws, clock, count, *, lost=(), io=None, each=None):
+    """One invocation a minute, as EventBridge runs them; minutes in `lost` never run."""
+    changes = []
+    for minute in range(count):
+        start = clock.t
+        if minute not in lost:
+            if each is not None:
+                each(minute)
+            summary = run(aws, clock, io)
+            changes += [(minute, s.at, s.decision) for s in summary.samples if s.decision.changes]
+        clock.sleep(start + 60 - clock.t)
+    return changes
+
+
+def test_settings_max_gap_is_shorter_than_the_hole_a_lost_invocation_leaves():
+    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
+    # Samples at 0..45 s of each minute: a lost invocation leaves 60 + 15 s unobserved.
+    lost_invocation_hole = 60 + (60 - 45)
+    assert settings.policy.max_gap_seconds < lost_invocation_hole
+
+
+def test_a_lost_invocation_blocks_scale_in_until_a_whole_cooldown_after_it(aws, clock):
+    aws.set_desired(6)
+    hole_end = clock.t + 4 * 60  # minute 3 is lost: nothing observed from 3:45 to 4:00
+    changes = _minutes(aws, clock, 11, lost={3})
+    assert changes, "expected a scale-in once the window after the hole is observed"
+    minute, at, decision = changes[0]
+    assert at - hole_end >= aws.settings.policy.cooldown_seconds, (minute, decision.reason)
+    assert aws.desired() == 1
+
+
+class LaggingCloudWatch:
+    """CloudWatch as it often answers: the newest minute of data is not readable yet."""
+
+    def __init__(self, client: Any, clock: FakeClock) -> None:
+        self._client = client
+        self._clock = clock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_metric_data(self, **kwargs: Any) -> Any:
+        response = self._client.get_metric_data(**kwargs)
+        readable_until = self._clock.t - 60
+        for result in response.get("MetricDataResults", []):
+            kept = [
+                (t, v)
+                for t, v in zip(result["Timestamps"], result["Values"], strict=True)
+                if t.timestamp() < readable_until
+            ]
+            result["Timestamps"] = [t for t, _ in kept]
+            result["Values"] = [v for _, v in kept]
+        return response
+
+
+def test_a_scale_out_in_the_previous_minute_holds_while_its_minute_is_unreadable(aws, clock):
+    io = aws.io(cloudwatch=LaggingCloudWatch(aws.cloudwatch, clock))
+
+    def burst(minute: int) -> None:
+        if minute == 5:  # 20 tasks arrive, run and end within the minute
+            aws.enqueue(20)
+            clock.at(40, lambda: aws.sqs.purge_queue(QueueUrl=aws.queue_url))
+
+    changes = _minutes(aws, clock, 7, io=io, each=burst)
+    assert [(m, d.action.value, d.desired) for m, _at, d in changes] == [(5, "scale_out", 4)]
+    assert aws.desired() == 4
+
+
+def test_an_overlapping_invocation_cannot_undo_a_scale_out(aws, clock):
+    _minutes(aws, clock, 5)  # five quiet minutes at 1 worker: a complete, low history
+    aws.enqueue(20)
+    clock.at(12, lambda: aws.sqs.purge_queue(QueueUrl=aws.queue_url))
+    second: dict[str, handler.InvocationSummary] = {}
+    clock.at(20, lambda: second.setdefault("summary", run(aws, clock)))
+    first = run(aws, clock)
+    assert first.changes and first.changes[0].startswith("scale_out desiredCount 1 -> 4")
+    assert second["summary"].changes == []
+    assert aws.desired() == 4
+
+
+class SlowIO(handler.AwsIO):
+    """Reads the queue instantly until `slow_from`, then each read takes `seconds`."""
+
+    def __init__(self, aws: Aws, clock: FakeClock, slow_from: float, seconds: float) -> None:
+        super().__init__(aws.settings, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
+        self._clock = clock
+        self._slow_from = slow_from
+        self._seconds = seconds
+        self.ends: list[float] = []
+
+    def read_queue(self) -> tuple[int, int]:
+        if self._clock.t >= self._slow_from:
+            self._clock.t += self._seconds
+        self.ends.append(self._clock.t)
+        return super().read_queue()
+
+
+def test_never_starts_a_sample_that_cannot_finish_within_the_budget(aws, clock):
+    started = clock.t
+    io = SlowIO(aws, clock, slow_from=started + 40, seconds=8)
+    summary = run(aws, clock, io)
+    assert max(io.ends) <= started + aws.settings.invocation_budget_seconds, io.ends
+    assert summary.put_metric_data_calls == 1
+
+
+def test_an_invocation_that_finds_the_lease_held_exits_at_once(aws, clock):
+    assert aws.io().acquire_lease("other", clock.t, clock.t + 60)
+    sqs = Faulty(aws.sqs, get_queue_attributes=0)
+    summary = run(aws, clock, aws.io(sqs=sqs))
+    assert (summary.lease, summary.samples, clock.slept) == ("busy", [], [])
+    assert sqs.calls == {}
+    assert summary.as_dict()["samples"] == 0
+
+
+def test_the_lease_is_released_when_the_invocation_ends(aws, clock):
+    run(aws, clock)
+    assert aws.io().acquire_lease("next", clock.t, clock.t + 60)
+
+
+def test_an_expired_lease_is_taken_over(aws, clock):
+    assert aws.io().acquire_lease("crashed", clock.t - 70, clock.t - 1)
+    summary = run(aws, clock, budget_seconds=0)
+    assert summary.lease == "held" and len(summary.samples) == 1
+
+
+def test_without_the_table_it_scales_out_but_never_in(aws, clock, caplog):
+    aws.set_desired(6)
+    aws.put_history(clock.t - 400, clock.t - 10, queued=0, running=0)
+    broken = Faulty(aws.dynamodb, code="ResourceNotFoundException", put_item=-1, query=-1)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
+        summary = run(aws, clock, aws.io(dynamodb=broken), budget_seconds=10)
+    assert summary.lease == "unavailable" and aws.desired() == 6
+    assert "scaling out only, never in" in caplog.text
+    aws.enqueue(40)
+    run(aws, clock, aws.io(dynamodb=broken), budget_seconds=0)
+    assert aws.desired() == 8
+
+
+class ForgetfulIO(handler.AwsIO):
+    """Fails to store the samples taken in [lose_from, lose_until)."""
+
+    def __init__(self, aws: Aws, lose_from: float, lose_until: float) -> None:
+        super().__init__(aws.settings, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
+        self._lose = (lose_from, lose_until)
+
+    def record_sample(self, at: float, demand: int) -> None:
+        if self._lose[0] <= at < self._lose[1]:
+            raise handler.AwsCallError("dynamodb:PutItem", "InternalServerError: boom")
+        super().record_sample(at, demand)
+
+
+def test_samples_that_could_not_be_stored_count_as_missing(aws, clock):
+    aws.set_desired(6)
+    lost_from = clock.t + 120
+    io = ForgetfulIO(aws, lost_from, lost_from + 60)  # minute 2's samples never stored
+    changes = _minutes(aws, clock, 9, io=io)
+    minute, at, _decision = changes[0]
+    assert at - (lost_from + 60) >= aws.settings.policy.cooldown_seconds - 15, minute
+
+
+def test_handler_leases_until_lambda_stops_the_run(aws, monkeypatch):
+    for name, value in {**ENV, "QUEUE_URL": aws.queue_url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("INVOCATION_BUDGET_SECONDS", "0")
+    handler._CLIENTS.clear()
+    leases: list[tuple[str, float]] = []
+    original = handler.AwsIO.acquire_lease
+
+    def spy(self: handler.AwsIO, owner: str, now: float, until: float) -> bool:
+        leases.append((owner, until - now))
+        return original(self, owner, now, until)
+
+    monkeypatch.setattr(handler.AwsIO, "acquire_lease", spy)
+
+    class Context:
+        aws_request_id = "request-1"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 59_000
+
+    assert handler.handler({}, Context())["lease"] == "held"
+    assert leases == [("request-1", 59 + handler.LEASE_MARGIN_SECONDS)]
