@@ -714,10 +714,17 @@ class Syncer:
         # locks do not exclude threads of one process); then dags/ shards in parallel,
         # each shard handled by exactly one thread.
         for key in ROLLING_KEYS:
+            pinned = self.settings.pinned_versions.get(key)
             try:
-                wanted = self.store.head(key, self.settings.pinned_versions.get(key))
+                wanted = self.store.head(key, pinned)
             except TransientError as exc:
                 report.fail(key, str(exc))
+                continue
+            except Exception as exc:
+                # A 400 (malformed pinned version id), a 403, ...: this key only; dags/ is
+                # still healed, and the invocation raises at the end naming the key.
+                version = f"pinned version {pinned}" if pinned else "latest version"
+                report.fail(key, f"HEAD of {key} ({version}) failed: {type(exc).__name__}: {exc}")
                 continue
             with self.state.transaction(self.state.shard_of(key)) as txn:
                 self._reconcile_guarded(key, wanted, None, txn, started, report)

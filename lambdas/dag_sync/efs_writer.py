@@ -7,19 +7,22 @@ Layout under the mount (``EFS_MOUNT_PATH``)::
     plugins -> .openmwaa/plugins/<version>   relative symlink, swapped atomically
     .openmwaa/plugins/<version>/  extracted plugins.zip (current + previous kept)
     .openmwaa/tmp/                downloads in progress
-    .openmwaa/state/, locks/, roll-pending/, dag_ids.json   see state_store.py
+    .openmwaa/state/, locks/, roll-pending/, dag-ids/   see state_store.py
 
 Every write goes to a temporary file named ``.openmwaa-tmp.*`` in the destination folder,
 is fsynced, then renamed over the destination with ``os.replace`` (atomic on POSIX and on
 EFS/NFSv4). On any error, the temporary file is removed before the error propagates, so
 readers only ever see the old or the new complete file. Nothing is written outside the
 mount: paths are checked structurally and the real path of every folder we write into must
-stay inside the mount (so a symlink planted on EFS cannot redirect a write).
+stay inside the mount (so a symlink planted on EFS cannot redirect a write). The private
+``.openmwaa/`` folders are resolved without following symlinks (:func:`private_dir`): a
+symlink planted at ``.openmwaa`` or inside it is removed and replaced by a real folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -35,6 +38,42 @@ from dag_sync.plugins_archive import ArchiveLimits, extract_zip
 STATE_DIRNAME = ".openmwaa"
 PLUGINS_LINK = "plugins"
 EMPTY_PLUGINS_PREFIX = "empty-"
+
+logger = logging.getLogger("dag_sync")
+
+
+def private_dir(root: str, *parts: str) -> str:
+    """``<root>/.openmwaa/<parts...>`` as a real folder, created as needed, resolved one
+    component at a time without following symlinks.
+
+    A symlink found on the way (planted at ``.openmwaa`` or inside it) is removed, never
+    followed, and a real folder is made in its place; anything else that is not a folder
+    raises ``RefusedContentError``. So the private folders cannot redirect a write outside
+    the mount.
+    """
+    path = os.path.abspath(root)
+    for part in (STATE_DIRNAME, *parts):
+        if part in ("", ".", "..") or "/" in part:
+            raise ValueError(f"invalid private folder name {part!r}")
+        path = os.path.join(path, part)
+        for _ in range(3):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path, 0o755)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                break
+            if stat.S_ISLNK(st.st_mode):
+                logger.warning("removed the symlink planted at %s (never followed)", path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                continue
+            raise RefusedContentError(f"{path} is not a folder; the sync keeps its state there")
+        else:
+            raise RefusedContentError(f"{path} keeps changing under the sync")
+    return path
 
 
 def atomic_write_bytes(dest: str, data: bytes, mode: int = 0o644) -> None:
@@ -67,9 +106,9 @@ class EfsTree:
         self.real_root = os.path.realpath(root)
         self.limits = limits
         self.now = now
-        self.state_dir = os.path.join(self.root, STATE_DIRNAME)
-        self.versions_dir = os.path.join(self.state_dir, "plugins")
-        self.scratch_dir = os.path.join(self.state_dir, "tmp")
+        self.state_dir = private_dir(self.root)
+        self.versions_dir = private_dir(self.root, "plugins")
+        self.scratch_dir = private_dir(self.root, "tmp")
         self.plugins_link = os.path.join(self.root, PLUGINS_LINK)
         self.dags_dir = os.path.join(self.root, DAGS_PREFIX.rstrip("/"))
 
@@ -264,9 +303,11 @@ class EfsTree:
         name = self.plugins_target()
         if name is None or name.startswith(EMPTY_PLUGINS_PREFIX):
             return None
-        if not os.path.isdir(os.path.join(self.versions_dir, name)):
+        try:
+            st = os.lstat(os.path.join(self.versions_dir, name))
+        except OSError:
             return None
-        return name
+        return name if stat.S_ISDIR(st.st_mode) else None
 
     def install_plugins(
         self,
@@ -275,8 +316,8 @@ class EfsTree:
         label: str,
         before_commit: Callable[[], None] | None = None,
     ) -> str:
-        os.makedirs(self.scratch_dir, mode=0o755, exist_ok=True)
-        os.makedirs(self.versions_dir, mode=0o755, exist_ok=True)
+        private_dir(self.root, "tmp")
+        private_dir(self.root, "plugins")
         fd, zip_tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".zip", dir=self.scratch_dir)
         staging = os.path.join(self.versions_dir, TEMP_PREFIX + uuid.uuid4().hex)
         try:
@@ -298,7 +339,7 @@ class EfsTree:
     def remove_plugins(self) -> bool:
         if self.plugins_current() is None:
             return False
-        os.makedirs(self.versions_dir, mode=0o755, exist_ok=True)
+        private_dir(self.root, "plugins")
         staging = os.path.join(self.versions_dir, TEMP_PREFIX + uuid.uuid4().hex)
         os.makedirs(staging, mode=0o755)
         version = f"{EMPTY_PLUGINS_PREFIX}{_utc_stamp(self.now())}-{uuid.uuid4().hex[:8]}"
@@ -349,4 +390,8 @@ class EfsTree:
             for entry in os.scandir(self.versions_dir):
                 if entry.name in keep or entry.name.startswith(TEMP_PREFIX):
                     continue
-                shutil.rmtree(entry.path, ignore_errors=True)
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)

@@ -8,7 +8,13 @@ from collections.abc import Mapping
 
 from dag_sync.core import Report
 
-METRIC_NAMES = ("DagSyntaxErrors", "DuplicateDagIds", "FilesWritten", "FilesRemoved")
+METRIC_NAMES = (
+    "DagSyntaxErrors",
+    "DuplicateDagIds",
+    "FilesWritten",
+    "FilesRemoved",
+    "SyncFailures",
+)
 
 
 def report_values(report: Report) -> dict[str, int]:
@@ -17,6 +23,7 @@ def report_values(report: Report) -> dict[str, int]:
         "DuplicateDagIds": len(report.duplicate_dag_ids),
         "FilesWritten": len(report.written),
         "FilesRemoved": len(report.removed),
+        "SyncFailures": len(report.failed),
     }
 
 

@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from dag_sync.core import RefusedContentError
+from dag_sync.core import NAME_MAX_BYTES, RefusedContentError
 
 CHUNK = 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -53,6 +53,9 @@ def entry_problem(name: str) -> str | None:
         return "the name is an absolute path"
     if ".." in name.split("/"):
         return "the name contains '..' and would escape the plugins folder"
+    if any(len(part.encode("utf-8", "surrogatepass")) > NAME_MAX_BYTES for part in name.split("/")):
+        # Legal on macOS and Windows (255 characters), but Linux counts bytes: ENAMETOOLONG.
+        return f"a part of the name is longer than {NAME_MAX_BYTES} bytes (in UTF-8)"
     return None
 
 

@@ -299,6 +299,7 @@ def test_event_metrics_line_is_embedded_metric_format(env: SyncEnv) -> None:
         "DuplicateDagIds",
         "FilesWritten",
         "FilesRemoved",
+        "SyncFailures",
     }
     assert (line["Environment"], line["FilesWritten"], line["FilesRemoved"]) == ("test-env", 1, 0)
 

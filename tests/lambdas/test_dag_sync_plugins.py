@@ -87,6 +87,7 @@ HOSTILE = {
     "too many entries": (make_zip({f"f{i}.py": b"" for i in range(101)}), "MAX_PLUGIN_ENTRIES"),
     "bomb by declared size": (make_zip({"big.bin": b"\0" * 2_000_000}), "MAX_PLUGIN_BYTES"),
     "bomb by actual size": (zip_with_lying_size("big.bin", 2_000_000, 100), "'big.bin'"),
+    "entry name over 255 bytes": (make_zip({"p/" + "é" * 128 + ".py": b""}), "255 bytes"),
 }
 
 

@@ -109,3 +109,11 @@ def test_fails_when_file_is_not_a_zip(tmp_path: Path) -> None:
 def test_fails_when_entries_conflict(tmp_path: Path) -> None:
     message = refused(tmp_path, make_zip({"a": b"file", "a/b.py": b""}))
     assert "conflicts with another entry" in message
+
+
+def test_fails_when_an_entry_name_is_longer_than_255_bytes(tmp_path: Path) -> None:
+    # 128 characters, 256 bytes in UTF-8: legal on macOS and Windows, ENAMETOOLONG here.
+    name = "plugin/" + "é" * 128 + ".py"
+    message = refused(tmp_path, make_zip({"ok.py": b"", name: b"x"}))
+    assert "longer than 255 bytes" in message and repr(name) in message
+    assert not (tmp_path / "out").exists()

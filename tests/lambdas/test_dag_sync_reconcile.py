@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,9 +189,38 @@ def test_reconcile_reports_syntax_errors_of_files_it_writes(env: SyncEnv) -> Non
 def test_reconcile_rebuilds_a_lost_dag_id_index(env: SyncEnv) -> None:
     upload(env, {"dags/one.py": b"DAG('x')\n", "dags/two.py": b"DAG('x')\n"})
     env.reconcile()
-    (env.mount / ".openmwaa" / "dag_ids.json").unlink()
+    shutil.rmtree(env.mount / ".openmwaa" / "dag-ids")
     summary = env.reconcile()
     assert summary["duplicate_dag_ids"] == {"x": ["dags/one.py", "dags/two.py"]}
+
+
+def test_reconcile_repairs_a_dag_id_record_that_lost_a_file(env: SyncEnv) -> None:
+    upload(env, {"dags/one.py": b"DAG('x')\n", "dags/two.py": b"DAG('x')\n"})
+    env.reconcile()
+    records = list((env.mount / ".openmwaa" / "dag-ids" / "ids").rglob("*.json"))
+    assert len(records) == 1
+    records[0].write_text('{"format": 1, "dag_id": "x", "files": ["dags/one.py"]}')
+    env.reconcile()
+    summary = env.run(s3_event(env.put("dags/three.py", b"DAG('y')\nDAG('x')\n")))
+    assert summary["duplicate_dag_ids"] == {"x": ["dags/one.py", "dags/three.py", "dags/two.py"]}
+
+
+def test_reconcile_forgets_the_dag_ids_of_files_gone_from_efs(env: SyncEnv) -> None:
+    upload(env, {"dags/one.py": b"DAG('x')\n", "dags/two.py": b"DAG('x')\n"})
+    env.reconcile()
+    env.s3.delete_object(Bucket=BUCKET, Key="dags/two.py")
+    assert env.reconcile()["duplicate_dag_ids"] == {}
+    summary = env.run(s3_event(env.put("dags/one.py", b"DAG('x')\nz = 1\n")))
+    assert summary["duplicate_dag_ids"] == {}
+
+
+def test_reconcile_replaces_the_single_index_of_earlier_versions(env: SyncEnv) -> None:
+    upload(env, {"dags/one.py": b"DAG('x')\n"})
+    (env.mount / ".openmwaa").mkdir()
+    legacy = env.mount / ".openmwaa" / "dag_ids.json"
+    legacy.write_text('{"format": 1, "files": {"dags/one.py": ["x"], "dags/two.py": ["x"]}}')
+    assert env.reconcile()["duplicate_dag_ids"] == {}
+    assert not legacy.exists()
 
 
 def test_reconcile_counts_files_in_metrics(env: SyncEnv) -> None:
@@ -209,3 +239,20 @@ def test_reconcile_parallel_shards_apply_every_file_exactly_once(env: SyncEnv) -
     assert env.faulty.count("get_object") == len(files)
     assert {k for k, e in env.state().items() if not e.deleted} == set(files)
     assert all(env.read(k) == body for k, body in files.items())
+
+
+@pytest.mark.parametrize(("code", "status"), [("400", 400), ("AccessDenied", 403)])
+def test_reconcile_isolates_a_failed_head_of_a_root_file_and_still_heals_dags(
+    env: SyncEnv, code: str, status: int
+) -> None:
+    from dag_sync import handler
+
+    upload(env, {"dags/a.py": b"a", "requirements.txt": b"requests\n"})
+    env.faulty.fail("head_object", client_error(code, status, "HeadObject"))  # plugins.zip
+    with pytest.raises(
+        handler.SyncFailedError, match=r"plugins\.zip.*pinned version not-a-version"
+    ):
+        env.reconcile(pinned_versions={"plugins.zip": "not-a-version"})
+    assert env.read("dags/a.py") == b"a"
+    assert env.read("requirements.txt") == b"requests\n"
+    assert env.metrics()["SyncFailures"] == 1

@@ -20,6 +20,9 @@ class Agent(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.on_request: Callable[[dict[str, object]], None] | None = None
         """Called with each body before the answer (to act "while the call is in flight")."""
+        self.truncated_answers = 0
+        """Answers to cut short: the headers promise more body than is sent, then the
+        connection closes (an agent that drops the connection mid-answer)."""
 
     @property
     def uri(self) -> str:
@@ -54,12 +57,17 @@ class AgentHandler(http.server.BaseHTTPRequestHandler):
                     },
                 )
             )
+            truncated = self.server.truncated_answers > 0
+            if truncated:
+                self.server.truncated_answers -= 1
         data = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        self.wfile.write(data[: len(data) // 2] if truncated else data)
+        if truncated:
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -236,6 +236,38 @@ def test_a_failed_call_keeps_the_state_so_the_next_check_retries():
     assert tp.decide(after, busy=False, now=1015, rules=RULES) is Action.RELEASE
 
 
+def test_protection_set_on_receipt_is_released_when_idle_though_the_monitor_calls_failed():
+    # The receipt handler protected the worker; every monitor call failed while it was busy.
+    now = RULES.warmup_seconds + 100
+    s = state()
+    assert tp.decide(s, busy=True, now=now, rules=RULES) is Action.PROTECT
+    s = tp.apply(s, True, now, Action.PROTECT, False, RULES)
+    assert s.protected_until is None and s.maybe_protected
+    s = tp.apply(s, False, now + 1, tp.decide(s, False, now + 1, RULES), True, RULES)
+    assert tp.decide(s, busy=False, now=now + 2, rules=RULES) is Action.RELEASE
+
+
+def test_a_failed_release_keeps_trying_with_bounded_backoff():
+    now = RULES.warmup_seconds + 100
+    s = state(maybe_protected=True, idle_streak=1)
+    delays = []
+    for _ in range(8):
+        assert tp.decide(s, busy=False, now=now, rules=RULES) is Action.RELEASE
+        s = tp.apply(s, False, now, Action.RELEASE, False, RULES)
+        delays.append(tp.next_delay(s, now, RULES))
+        now += delays[-1]
+    assert delays == sorted(delays) and delays[0] < delays[-1] == RULES.interval_seconds
+    s = tp.apply(s, False, now, Action.RELEASE, True, RULES)
+    assert not s.maybe_protected and s.failures == 0
+    assert tp.decide(s, busy=False, now=now + 1, rules=RULES) is Action.NONE
+
+
+def test_a_busy_check_means_protection_may_be_on():
+    # busy from the receipt marker: the receipt handler may have protected the worker
+    s = tp.apply(state(), True, RULES.warmup_seconds + 1, Action.NONE, True, RULES)
+    assert s.maybe_protected
+
+
 def test_apply_records_protection_until_its_expiry():
     after = tp.apply(state(), True, 1000, Action.PROTECT, True, RULES)
     assert after.protected_until == 1000 + RULES.expires_in_minutes * 60
@@ -404,6 +436,42 @@ def test_agent_client_reports_an_unreachable_agent(caplog):
     assert "task protection enable failed" in caplog.text
 
 
+def test_agent_client_counts_an_answer_cut_short_as_a_failed_call(agent, caplog):
+    # The agent drops the connection mid-answer: http.client.IncompleteRead, an
+    # HTTPException (not an OSError), must not escape the call.
+    agent.truncated_answers = 1
+    client = tp.AgentClient(agent.uri)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.task_protection"):
+        assert not client.set_protection(True, 60)
+    assert "task protection enable failed: IncompleteRead" in caplog.text
+    assert client.set_protection(True, 60)
+
+
+def test_receipt_with_an_answer_cut_short_retries_soon(agent, tmp_path):
+    agent.truncated_answers = 1
+    now = [1000.0]
+    protector = tp.ReceiptProtector(
+        agent.uri, marker_path=str(tmp_path / "marker"), clock=lambda: now[0]
+    )
+    assert not protector.on_receipt()
+    now[0] += 6
+    assert protector.on_receipt()
+
+
+def test_monitor_counts_an_answer_cut_short_as_a_failed_call(agent, proc, caplog):
+    agent.truncated_answers = 1
+    proc.add(20, AIRFLOW3_TASK, ppid=10)
+    with caplog.at_level(logging.WARNING, logger="openmwaa.task_protection"):
+        stop, thread = start_monitor(agent, proc, interval=5.0)
+        try:
+            # retried after the short backoff of a failed call, not after a full interval
+            wait_for(lambda: len(agent.bodies()) >= 2, timeout=2)
+        finally:
+            stop.set()
+            thread.join(timeout=2)
+    assert "task protection check failed" not in caplog.text
+
+
 def test_monitor_protects_while_a_task_runs_and_releases_after_two_idle_checks(agent, proc):
     proc.add(20, AIRFLOW3_TASK, ppid=10)
     stop, thread = start_monitor(agent, proc)
@@ -563,6 +631,37 @@ def test_monitor_counts_a_fresh_receipt_marker_as_busy(agent, proc):
         assert agent.bodies() == [{"ProtectionEnabled": True, "ExpiresInMinutes": 60}]
         wait_for(lambda: len(agent.bodies()) >= 2)  # the marker went stale, nothing runs
         assert agent.bodies()[1] == {"ProtectionEnabled": False}
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+
+
+def test_monitor_releases_receipt_protection_though_its_own_calls_failed(agent, proc):
+    """The receipt handler turned protection on; every call of the monitor failed while the
+    worker was busy. Once idle, the monitor must still release, retrying failed releases."""
+    failing = threading.Event()
+    failing.set()
+
+    def fail_while_told(body: dict[str, object]) -> None:
+        with agent.lock:
+            agent.responses = (
+                [(500, {"error": {"Code": "ServerException", "Message": "agent busy"}})]
+                if failing.is_set()
+                else []
+            )
+
+    assert tp.ReceiptProtector(agent.uri, marker_path=str(proc.marker)).on_receipt()
+    agent.on_request = fail_while_told
+    rules = replace(FAST, receipt_grace_seconds=0.3)
+    stop, thread = start_monitor(agent, proc, rules)
+    try:
+        # busy (the marker): the monitor's protect calls fail; idle: its releases fail too
+        wait_for(lambda: sum(b["ProtectionEnabled"] is False for b in agent.bodies()) >= 2)
+        failing.clear()
+        wait_for(lambda: sum(b["ProtectionEnabled"] is False for b in agent.bodies()) >= 3)
+        time.sleep(0.2)  # released: no more calls while idle
+        assert agent.bodies()[-1] == {"ProtectionEnabled": False}
+        assert sum(b["ProtectionEnabled"] is False for b in agent.bodies()) == 3
     finally:
         stop.set()
         thread.join(timeout=2)

@@ -16,7 +16,11 @@ through the ECS agent's task scale-in protection endpoint
   desiredCount can stop this task. A task received while that release was in flight puts
   protection back at once. While unprotected it checks every ``watch_interval_seconds``.
 
-A failed agent call is logged and retried at the next check. Nothing here stops a process.
+A failed agent call (an HTTP error, a refusal, a timeout, a connection dropped mid-answer) is
+logged and retried at the next check. The monitor also remembers that protection *may* be
+on: set by the receipt handler (a busy check) or by a call whose outcome it does not know. So
+once idle it releases even if its own calls failed while the worker was busy, and keeps
+retrying a failed release with bounded backoff. Nothing here stops a process.
 
 Which processes are tasks (observed on Airflow 3.3.2 and checked against Airflow's source):
 
@@ -34,6 +38,7 @@ Which processes are tasks (observed on Airflow 3.3.2 and checked against Airflow
 from __future__ import annotations
 
 import enum
+import http.client
 import json
 import logging
 import math
@@ -146,6 +151,10 @@ class MonitorState:
     idle_streak: int = 0
     failures: int = 0
     """Agent calls failed in a row."""
+    maybe_protected: bool = False
+    """Protection may be on: the worker was busy or warming up since the last successful
+    release (the receipt handler may have protected it, or a call of ours whose outcome is
+    unknown). Cleared only by a successful release, so an idle worker is always released."""
 
 
 class Action(enum.Enum):
@@ -172,7 +181,9 @@ def decide(state: MonitorState, busy: bool, now: float, rules: ProtectionRules) 
             return Action.PROTECT
         return Action.NONE
     idle_streak = state.idle_streak + 1
-    if idle_streak >= rules.idle_checks_to_release and is_protected(state, now):
+    if idle_streak >= rules.idle_checks_to_release and (
+        state.maybe_protected or is_protected(state, now)
+    ):
         return Action.RELEASE
     return Action.NONE
 
@@ -185,9 +196,11 @@ def apply(
     succeeded: bool,
     rules: ProtectionRules,
 ) -> MonitorState:
-    """The state after this check; a failed call changes nothing but the idle count."""
-    idle_streak = 0 if wants_protection(state, busy, now, rules) else state.idle_streak + 1
-    new = replace(state, idle_streak=idle_streak)
+    """The state after this check; a failed call changes nothing but the idle count, the
+    failure count and ``maybe_protected`` (a busy check sets it: protection may be on)."""
+    wanted = wants_protection(state, busy, now, rules)
+    idle_streak = 0 if wanted else state.idle_streak + 1
+    new = replace(state, idle_streak=idle_streak, maybe_protected=state.maybe_protected or wanted)
     if state.protected_until is not None and state.protected_until <= now:
         new = replace(new, protected_until=None)
     if action is Action.NONE:
@@ -195,15 +208,21 @@ def apply(
     if not succeeded:
         return replace(new, failures=state.failures + 1)
     if action is Action.PROTECT:
-        return replace(new, protected_until=now + rules.expires_in_minutes * 60.0, failures=0)
-    return replace(new, protected_until=None, failures=0)
+        return replace(
+            new,
+            protected_until=now + rules.expires_in_minutes * 60.0,
+            failures=0,
+            maybe_protected=True,
+        )
+    return replace(new, protected_until=None, failures=0, maybe_protected=False)
 
 
 def next_delay(state: MonitorState, now: float, rules: ProtectionRules) -> float:
     """Seconds until the next check.
 
     Protected: ``interval_seconds``. Unprotected: ``watch_interval_seconds``, so a task picked
-    up re-protects the worker fast; doubled per failed agent call, up to ``interval_seconds``.
+    up re-protects the worker fast; doubled per failed agent call (a failed protect or
+    release), up to ``interval_seconds``.
     """
     if is_protected(state, now):
         return rules.interval_seconds
@@ -270,7 +289,10 @@ class AgentClient:
             with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
                 text = response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as error:
-            detail = error.read().decode("utf-8", "replace")[:500]
+            try:
+                detail = error.read().decode("utf-8", "replace")[:500]
+            except (OSError, http.client.HTTPException) as read_error:
+                detail = f"(answer unreadable: {type(read_error).__name__})"
             LOG.warning(
                 "task protection %s failed: HTTP %s from %s: %s; retrying next check",
                 what,
@@ -279,7 +301,8 @@ class AgentClient:
                 detail,
             )
             return False
-        except (OSError, ValueError) as error:  # URLError, timeouts, bad URI
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            # URLError, timeouts, bad URI, a connection dropped mid-answer (IncompleteRead)
             LOG.warning(
                 "task protection %s failed: %s: %s; retrying next check",
                 what,
