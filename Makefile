@@ -55,6 +55,7 @@ example: install
 bench: install
 	$(BIN)/python benchmarks/bench_dag_sync.py
 	$(BIN)/python benchmarks/simulate_autoscaling.py
+	$(BIN)/python benchmarks/bench_worker_start.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

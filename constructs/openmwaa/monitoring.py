@@ -49,7 +49,9 @@ class AirflowMonitoring(Construct):
     to it. A topic you give must allow the same, and must not use the AWS managed SNS key):
     `queue_backlog_at_max` when tasks stay queued for 15 minutes while the workers are at
     `max_workers`; `autoscaler_errors` and `dag_sync_errors` when those functions fail;
-    `api_server_unhealthy` when no api-server task passes the health check for 5 minutes.
+    `api_server_unhealthy` when no api-server task passes the health check for 5 minutes;
+    `requirements_build_failed` when the DAG sync reports that the build of the current
+    requirements.txt failed or stalled (containers then pip-install it at every start).
     """
 
     def __init__(
@@ -135,6 +137,22 @@ class AirflowMonitoring(Construct):
             f"Airflow {environment_name}: the DAG sync failed 3 "
             "times in 5 minutes; EFS may lag behind the bucket until reconcile succeeds",
         )
+        build_failed = environment_metric("RequirementsBuildFailed", environment_name)
+        self.alarms["requirements_build_failed"] = build_failed.with_(
+            period=Duration.minutes(15)
+        ).create_alarm(
+            self,
+            "RequirementsBuildFailed",
+            alarm_description=(
+                f"Airflow {environment_name}: the requirements build failed or stalled; "
+                "containers install requirements.txt with pip at every start until it "
+                "succeeds. Read the worker log group's requirements-build streams"
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+        )
         healthy = target_group.metrics.healthy_host_count(period=PERIOD, statistic="Minimum")
         self.alarms["api_server_unhealthy"] = healthy.create_alarm(
             self,
@@ -169,6 +187,7 @@ class AirflowMonitoring(Construct):
                 right=[
                     environment_metric("DagSyntaxErrors", environment_name, "Sum"),
                     environment_metric("DuplicateDagIds", environment_name, "Sum"),
+                    build_failed,
                 ],
                 width=12,
             ),

@@ -57,6 +57,46 @@ WORKER = Component("worker", "Worker", "worker")
 COMPONENTS = (SCHEDULER, DAG_PROCESSOR, TRIGGERER, API_SERVER, WORKER)
 
 
+def add_sync_volume(
+    task: ecs.TaskDefinition, file_system: efs.IFileSystem, access_point: efs.IAccessPoint
+) -> None:
+    """The task's `SYNC_VOLUME`: the EFS access point, over TLS, with IAM authorization."""
+    task.add_volume(
+        name=SYNC_VOLUME,
+        efs_volume_configuration=ecs.EfsVolumeConfiguration(
+            file_system_id=file_system.file_system_id,
+            transit_encryption="ENABLED",
+            authorization_config=ecs.AuthorizationConfig(
+                access_point_id=access_point.access_point_id, iam="ENABLED"
+            ),
+        ),
+    )
+
+
+def add_runtime_installer(
+    task: ecs.TaskDefinition, image: ecs.ContainerImage, logging: ecs.LogDriver
+) -> ecs.ContainerDefinition:
+    """The task's `RUNTIME_VOLUME` and the short-lived init container (construct id
+    `Runtime`) that decodes the openmwaa runtime into it; the Airflow containers wait for it."""
+    task.add_volume(name=RUNTIME_VOLUME)
+    runtime = task.add_container(
+        "Runtime",
+        container_name="openmwaa-runtime",
+        image=image,
+        essential=False,
+        user="0",
+        entry_point=RUNTIME_ENTRY_POINT,
+        command=RUNTIME_INSTALL_COMMAND,
+        environment={RUNTIME_ENV_VAR: runtime_bundle_b64()},
+        memory_reservation_mib=64,
+        logging=logging,
+    )
+    runtime.add_mount_points(
+        ecs.MountPoint(container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=False)
+    )
+    return runtime
+
+
 class AirflowServices(Construct):
     """The ECS cluster (Container Insights on) and the Airflow services on Fargate.
 
@@ -201,36 +241,14 @@ class AirflowServices(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        task.add_volume(
-            name=SYNC_VOLUME,
-            efs_volume_configuration=ecs.EfsVolumeConfiguration(
-                file_system_id=self._file_system.file_system_id,
-                transit_encryption="ENABLED",
-                authorization_config=ecs.AuthorizationConfig(
-                    access_point_id=self._access_point.access_point_id, iam="ENABLED"
-                ),
-            ),
-        )
-        task.add_volume(name=RUNTIME_VOLUME)
+        add_sync_volume(task, self._file_system, self._access_point)
         self._file_system.grant_read(task.task_role)
-        runtime = task.add_container(
-            "Runtime",
-            container_name="openmwaa-runtime",
-            image=self._image,
-            essential=False,
-            user="0",
-            entry_point=RUNTIME_ENTRY_POINT,
-            command=RUNTIME_INSTALL_COMMAND,
-            environment={RUNTIME_ENV_VAR: runtime_bundle_b64()},
-            memory_reservation_mib=64,
-            logging=ecs.LogDrivers.aws_logs(
+        add_runtime_installer(
+            task,
+            self._image,
+            ecs.LogDrivers.aws_logs(
                 stream_prefix="runtime", log_group=self._log_groups.group(log_type)
             ),
-        )
-        runtime.add_mount_points(
-            ecs.MountPoint(
-                container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=False
-            )
         )
         return task
 

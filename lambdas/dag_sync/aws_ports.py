@@ -242,3 +242,46 @@ class EcsRoller:
                 raise _transient(f"ecs:ListServices {self.cluster}", exc) from exc
             raise
         return tuple(sorted(arns))
+
+
+class EcsBuildRunner:
+    """``requirements_build.TaskRunner``: ``ecs:RunTask`` of the requirements build task
+    (Fargate, the environment's private subnets and security group, no public address)."""
+
+    def __init__(
+        self,
+        client: Callable[[], Any],
+        cluster: str,
+        task_definition: str,
+        subnets: Sequence[str],
+        security_groups: Sequence[str],
+    ) -> None:
+        self._client = client
+        self.cluster = cluster
+        self.task_definition = task_definition
+        self.subnets = list(subnets)
+        self.security_groups = list(security_groups)
+
+    def run_build(self) -> str:
+        response = self._client().run_task(
+            cluster=self.cluster,
+            taskDefinition=self.task_definition,
+            launchType="FARGATE",
+            platformVersion="LATEST",
+            count=1,
+            startedBy="openmwaa-dag-sync",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": self.subnets,
+                    "securityGroups": self.security_groups,
+                    "assignPublicIp": "DISABLED",
+                }
+            },
+        )
+        tasks = response.get("tasks") or []
+        if not tasks:
+            reasons = "; ".join(
+                f"{f.get('arn', '')}: {f.get('reason', '')}" for f in response.get("failures", [])
+            )
+            raise RuntimeError(f"ecs:RunTask started no task: {reasons or 'no reason given'}")
+        return str(tasks[0]["taskArn"])

@@ -1,9 +1,10 @@
 """Lambda entry point ``dag_sync.handler.handler``: a thin adapter.
 
 It reads the environment, builds boto3 clients on first use, wires the core's ports to S3,
-ECS and the EFS mount, runs the core, prints the metrics line and returns the summary. It
-raises (so Lambda's async retry delivers the event again) only when something transient
-failed; everything already applied is then a duplicate no-op on the retry.
+ECS and the EFS mount, runs the core, starts the requirements build when it is due, prints
+the metrics lines and returns the summary. It raises (so Lambda's async retry delivers the
+event again) only when something transient failed; everything already applied is then a
+duplicate no-op on the retry.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dag_sync import core
-from dag_sync.aws_ports import EcsRoller, S3ObjectStore
+from dag_sync.aws_ports import EcsBuildRunner, EcsRoller, S3ObjectStore
 from dag_sync.efs_writer import EfsTree
 from dag_sync.metrics import emf_line, report_values
 from dag_sync.plugins_archive import ArchiveLimits
+from dag_sync.requirements_build import (
+    KEY_VARIABLES,
+    BuildFiles,
+    BuildFirstRoller,
+    RequirementsBuilds,
+)
 from dag_sync.state_store import EfsStateStore
 
 logger = logging.getLogger("dag_sync")
@@ -50,6 +57,11 @@ class Config:
     environment: str = ""
     max_plugin_entries: int = DEFAULT_MAX_PLUGIN_ENTRIES
     max_plugin_bytes: int = DEFAULT_MAX_PLUGIN_BYTES
+    build_task_definition: str = ""
+    build_subnets: tuple[str, ...] = ()
+    build_security_groups: tuple[str, ...] = ()
+    key_inputs: Mapping[str, str] = field(default_factory=dict)
+    """The requirements build key's inputs (``requirements_build.KEY_VARIABLES``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -79,6 +91,10 @@ class Config:
             key: env[var].strip() for key, var in PIN_VARIABLES.items() if env.get(var, "").strip()
         }
         services = tuple(s.strip() for s in env.get("SERVICE_NAMES", "").split(",") if s.strip())
+
+        def names(variable: str) -> tuple[str, ...]:
+            return tuple(s.strip() for s in env.get(variable, "").split(",") if s.strip())
+
         return cls(
             bucket=bucket,
             mount=mount,
@@ -89,6 +105,10 @@ class Config:
             environment=env.get("ENVIRONMENT_NAME", "").strip(),
             max_plugin_entries=max_entries,
             max_plugin_bytes=max_bytes,
+            build_task_definition=env.get("BUILD_TASK_DEFINITION", "").strip(),
+            build_subnets=names("BUILD_SUBNETS"),
+            build_security_groups=names("BUILD_SECURITY_GROUPS"),
+            key_inputs={name: env[name] for name in KEY_VARIABLES if name in env},
         )
 
 
@@ -119,15 +139,19 @@ def build_syncer(
     s3_client: Callable[[], Any],
     ecs_client: Callable[[], Any],
     now: Callable[[], float] = time.time,
+    builds: RequirementsBuilds | None = None,
 ) -> core.Syncer:
     if not os.path.isdir(config.mount):
         raise RuntimeError(f"EFS_MOUNT_PATH {config.mount} is not a mounted folder")
     limits = ArchiveLimits(config.max_plugin_entries, config.max_plugin_bytes)
+    roller: core.Roller = EcsRoller(ecs_client, config.cluster, config.services)
+    if builds is not None:
+        roller = BuildFirstRoller(roller, builds)
     return core.Syncer(
         store=S3ObjectStore(s3_client, config.bucket),
         state=EfsStateStore(config.mount, now),
         files=EfsTree(config.mount, limits, now),
-        roller=EcsRoller(ecs_client, config.cluster, config.services),
+        roller=roller,
         settings=core.Settings(pinned_versions=dict(config.pinned_versions)),
         now=now,
     )
@@ -145,13 +169,20 @@ def run(
     """Handle one invocation; returns the JSON summary or raises ``SyncFailedError`` /
     ``core.TransientError`` for Lambda to retry."""
     invocation = core.parse_event(event, config.bucket)
-    syncer = build_syncer(config, s3_client=s3_client, ecs_client=ecs_client, now=now)
+    builds = requirements_builds(config, ecs_client, now)
+    syncer = build_syncer(
+        config, s3_client=s3_client, ecs_client=ecs_client, now=now, builds=builds
+    )
     try:
         report = syncer.handle(invocation)
     except core.TransientError as exc:
         logger.error("sync aborted before any change, will be retried: %s", exc)
         raise
-    emit(emf_line(config.namespace, config.environment, report_values(report), int(now() * 1000)))
+    check = builds.ensure()
+    timestamp = int(now() * 1000)
+    build = {"RequirementsBuildFailed": check.failed}
+    emit(emf_line(config.namespace, config.environment, build, timestamp))
+    emit(emf_line(config.namespace, config.environment, report_values(report), timestamp))
     summary = report.to_dict()
     logger.info("summary: %s", json.dumps(summary["counts"]))
     if report.failed:
@@ -160,6 +191,23 @@ def run(
             f"{len(report.failed)} change(s) failed and will be retried: {details}"
         )
     return summary
+
+
+def requirements_builds(
+    config: Config, ecs_client: Callable[[], Any], now: Callable[[], float]
+) -> RequirementsBuilds:
+    """The requirements build check of this invocation (it starts no task when the
+    function has no build task configured)."""
+    runner = None
+    if config.build_task_definition and config.cluster:
+        runner = EcsBuildRunner(
+            ecs_client,
+            config.cluster,
+            config.build_task_definition,
+            config.build_subnets,
+            config.build_security_groups,
+        )
+    return RequirementsBuilds(BuildFiles(config.mount), runner, config.key_inputs, now)
 
 
 def handler(event: object, context: object) -> dict[str, object]:

@@ -145,7 +145,8 @@ def _config(airflow: AirflowUnderTest, template: dict[str, Any]) -> handler.Conf
     env = {
         name: airflow.provisioned.resolver.resolve(value)
         for name, value in variables.items()
-        if name != "CLUSTER_NAME"  # no ECS here, and a DAG change rolls nothing
+        # no ECS here: a DAG change rolls nothing, and no requirements build is started
+        if name != "CLUSTER_NAME" and not name.startswith("BUILD_")
     }
     mounts = {c["LocalMountPath"]: c["Arn"] for c in props.get("FileSystemConfigs", [])}
     assert env["EFS_MOUNT_PATH"] in mounts, "EFS_MOUNT_PATH is not where the function mounts EFS"

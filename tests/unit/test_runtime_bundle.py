@@ -13,8 +13,10 @@ from pathlib import Path
 from openmwaa import runtime_bundle
 from openmwaa.runtime_bundle import build_bundle, runtime_bundle_b64, runtime_sources, strip_source
 
-MAX_BUNDLE_CHARS = 20_000
-"""Budget for OPENMWAA_RUNTIME: an ECS task definition holds at most 64 KiB in all."""
+MAX_BUNDLE_CHARS = 24_000
+"""Budget for OPENMWAA_RUNTIME: an ECS task definition holds at most 64 KiB in all. mw1.micro's
+all-in-one task definition, the largest, was 41.5 KB with a 21.3 KB runtime (measured when the
+requirements build was added), so 24 KB keeps it below 45 KB."""
 
 
 def _zip() -> zipfile.ZipFile:

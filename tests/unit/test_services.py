@@ -21,12 +21,13 @@ COMPONENT_SIZES = {  # mw1.small
 
 
 def task_definitions(template) -> dict[str, dict[str, Any]]:
-    """Airflow component name -> task definition properties."""
+    """Airflow component name -> task definition properties (not the requirements build's,
+    see test_requirements_builder.py)."""
     result = {}
     for resource in template.find_resources("AWS::ECS::TaskDefinition").values():
         props = resource["Properties"]
         for container in props["ContainerDefinitions"]:
-            if container["Name"] != "openmwaa-runtime":
+            if container["Name"] not in ("openmwaa-runtime", "build-requirements"):
                 result[container["Name"]] = props
     return result
 
@@ -233,7 +234,11 @@ def test_services_log_levels_follow_logging_configuration() -> None:
 def test_services_micro_runs_every_component_in_one_task() -> None:
     template = template_of(environment_class="mw1.micro")
     template.resource_count_is("AWS::ECS::Service", 1)
-    [task] = template.find_resources("AWS::ECS::TaskDefinition").values()
+    [task] = [
+        t
+        for k, t in template.find_resources("AWS::ECS::TaskDefinition").items()
+        if not k.startswith("AirflowRequirementsBuilder")
+    ]
     names = [c["Name"] for c in task["Properties"]["ContainerDefinitions"]]
     assert sorted(names) == sorted([*COMPONENT_SIZES, "openmwaa-runtime"])
     assert (task["Properties"]["Cpu"], task["Properties"]["Memory"]) == ("1024", "3072")

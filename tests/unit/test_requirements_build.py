@@ -1,0 +1,371 @@
+"""The requirements build in the runtime: its key, the container's choice (use the prebuilt
+folder, or install at start while it is missing or failed) and the build's atomic swap.
+
+A fake ``python`` stands in for pip: it records its arguments and, for ``--prefix``, writes a
+package into that prefix, so the real subprocess handling and file moves run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dag_sync import requirements_build as lambda_side
+from openmwaa.runtime import bootstrap
+from openmwaa.runtime.bootstrap import BUILD_MARKER, BUILDS_DIR, Settings
+
+FAKE_PIP = """#!/bin/bash
+echo "python $*" >> "$FAKE_CALLS"
+prefix=""
+while [[ $# -gt 0 ]]; do
+  if [[ "$1" == "--prefix" ]]; then prefix="$2"; fi
+  shift
+done
+if [[ -n "$prefix" ]]; then
+  mkdir -p "$prefix/lib/python3.12/site-packages/fakepkg" "$prefix/bin"
+  echo "VALUE = 42" > "$prefix/lib/python3.12/site-packages/fakepkg/__init__.py"
+fi
+exit "${FAKE_PIP_EXIT:-0}"
+"""
+
+KEY_ENV = {"OPENMWAA_AIRFLOW_VERSION": "3.3.2", "OPENMWAA_PYTHON_VERSION": "3.12"}
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> dict[str, Any]:
+    python = tmp_path / "python"
+    python.write_text(FAKE_PIP)
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    calls = tmp_path / "calls.txt"
+    calls.touch()
+    env = {
+        **KEY_ENV,
+        "OPENMWAA_CONSTRAINTS_URL": "none",
+        "PATH": "/usr/bin:/bin",
+        "FAKE_CALLS": str(calls),
+    }
+    settings = Settings("worker", "3.3.2", 3, "3.12", str(sync), "8080")
+    return {"python": str(python), "sync": sync, "calls": calls, "env": env, "settings": settings}
+
+
+def pip_calls(box: dict[str, Any]) -> list[str]:
+    return box["calls"].read_text().splitlines()
+
+
+def write_requirements(box: dict[str, Any], text: str = "fakepkg==1.0\n") -> bytes:
+    (box["sync"] / "requirements.txt").write_text(text)
+    return text.encode()
+
+
+def build(box: dict[str, Any], **env: str) -> int:
+    settings = Settings("build-requirements", "3.3.2", 3, "3.12", str(box["sync"]), "8080")
+    return bootstrap.build_requirements({**box["env"], **env}, settings, box["python"])
+
+
+def install(box: dict[str, Any]) -> dict[str, str]:
+    path = str(box["sync"] / "requirements.txt")
+    return bootstrap.install_requirements(path, box["env"], box["settings"], box["python"])
+
+
+def builds_dir(box: dict[str, Any]) -> Path:
+    return Path(box["sync"]) / BUILDS_DIR
+
+
+# --- the key ------------------------------------------------------------------------------
+
+
+def test_requirements_key_is_stable_for_the_same_inputs() -> None:
+    assert bootstrap.requirements_key(b"a==1\n", KEY_ENV) == bootstrap.requirements_key(
+        b"a==1\n", dict(KEY_ENV)
+    )
+
+
+@pytest.mark.parametrize(
+    ("requirements", "change"),
+    [
+        (b"a==2\n", {}),
+        (b"a==1\n", {"OPENMWAA_AIRFLOW_VERSION": "3.3.3"}),
+        (b"a==1\n", {"OPENMWAA_PYTHON_VERSION": "3.11"}),
+        (b"a==1\n", {"OPENMWAA_CONSTRAINTS_URL": "https://example.com/c.txt"}),
+    ],
+)
+def test_requirements_key_changes_with_each_input(
+    requirements: bytes, change: dict[str, str]
+) -> None:
+    base = bootstrap.requirements_key(b"a==1\n", KEY_ENV)
+
+    assert bootstrap.requirements_key(requirements, {**KEY_ENV, **change}) != base
+
+
+def test_requirements_key_ignores_variables_outside_the_key() -> None:
+    base = bootstrap.requirements_key(b"a==1\n", KEY_ENV)
+
+    assert bootstrap.requirements_key(b"a==1\n", {**KEY_ENV, "PATH": "/x"}) == base
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        KEY_ENV,
+        {},
+        {**KEY_ENV, "OPENMWAA_CONSTRAINTS_URL": "none"},
+        {"OPENMWAA_AIRFLOW_VERSION": "2.10.5", "OPENMWAA_PYTHON_VERSION": "3.11"},
+    ],
+)
+def test_requirements_key_is_the_same_in_the_dag_sync_function(env: dict[str, str]) -> None:
+    text = b"pandas==2.2.3\n# comment\nrequests\n"
+
+    assert bootstrap.requirements_key(text, env) == lambda_side.requirements_key(text, env)
+    assert bootstrap.KEY_VARIABLES == lambda_side.KEY_VARIABLES
+    assert (bootstrap.BUILDS_DIR, bootstrap.BUILD_MARKER) == (
+        lambda_side.BUILDS_DIR,
+        lambda_side.BUILD_MARKER,
+    )
+
+
+# --- the container's choice -----------------------------------------------------------------
+
+
+def test_container_uses_the_prebuilt_folder_without_pip(
+    box: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    write_requirements(box)
+    assert build(box) == 0
+    box["calls"].write_text("")
+    caplog.set_level(logging.INFO)
+
+    env = install(box)
+
+    key = bootstrap.requirements_key(b"fakepkg==1.0\n", box["env"])
+    folder = builds_dir(box) / key
+    assert pip_calls(box) == []
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(folder / "lib/python3.12/site-packages")
+    assert env["PATH"].split(os.pathsep) == [str(folder / "bin"), "/usr/bin", "/bin"]
+    assert "using the prebuilt folder" in caplog.text
+
+
+def test_container_keeps_the_users_pythonpath_after_the_build(box: dict[str, Any]) -> None:
+    write_requirements(box)
+    build(box)
+    box["env"]["PYTHONPATH"] = "/mine"
+
+    env = install(box)
+
+    assert env["PYTHONPATH"].split(os.pathsep)[1:] == ["/mine"]
+
+
+def test_container_installs_at_start_while_the_build_is_missing(
+    box: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    write_requirements(box)
+
+    env = install(box)
+
+    [call] = pip_calls(box)
+    assert " install " in call and "-r" in call and "--prefix" not in call
+    assert "PYTHONPATH" not in env
+    assert "not built yet" in caplog.text
+
+
+def test_container_installs_at_start_when_the_build_failed(
+    box: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    write_requirements(box)
+    assert build(box, FAKE_PIP_EXIT="1") == 1
+    box["calls"].write_text("")
+
+    install(box)
+
+    assert len(pip_calls(box)) == 1
+    assert "its build failed: pip exit 1" in caplog.text
+
+
+def test_container_ignores_a_build_of_another_python(box: dict[str, Any]) -> None:
+    write_requirements(box)
+    build(box)
+    box["calls"].write_text("")
+    box["settings"] = Settings("worker", "3.3.2", 3, "3.11", str(box["sync"]), "8080")
+
+    env = install(box)
+
+    assert len(pip_calls(box)) == 1
+    assert "PYTHONPATH" not in env
+
+
+def test_container_ignores_the_build_of_older_requirements(box: dict[str, Any]) -> None:
+    write_requirements(box, "fakepkg==1.0\n")
+    build(box)
+    write_requirements(box, "fakepkg==2.0\n")
+    box["calls"].write_text("")
+
+    env = install(box)
+
+    assert len(pip_calls(box)) == 1
+    assert "PYTHONPATH" not in env
+
+
+def test_container_without_requirements_neither_builds_nor_installs(box: dict[str, Any]) -> None:
+    write_requirements(box, "# nothing\n\n")
+
+    assert install(box) == box["env"]
+    assert pip_calls(box) == []
+
+
+# --- the build ------------------------------------------------------------------------------
+
+
+def test_build_installs_into_the_keys_folder_with_a_complete_marker(box: dict[str, Any]) -> None:
+    data = write_requirements(box)
+
+    assert build(box) == 0
+
+    key = bootstrap.requirements_key(data, box["env"])
+    folder = builds_dir(box) / key
+    marker = json.loads((folder / BUILD_MARKER).read_text())
+    assert (marker["key"], marker["python"], marker["airflow"]) == (key, "3.12", "3.3.2")
+    assert (folder / "lib/python3.12/site-packages/fakepkg/__init__.py").is_file()
+    assert (folder / "requirements.txt").read_bytes() == data
+    assert sorted(p.name for p in builds_dir(box).iterdir()) == [key]
+    [call] = pip_calls(box)
+    assert f"--prefix {builds_dir(box)}/.tmp-{key}-" in call
+
+
+def test_build_turns_pip_user_off_for_the_prefix_install(
+    box: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, str]] = []
+    monkeypatch.setattr(
+        bootstrap, "pip_install", lambda args, env, *a, **k: seen.append(dict(env)) or 1
+    )
+    write_requirements(box)
+
+    build(box, PIP_USER="true")
+
+    assert seen[0]["PIP_USER"] == "false"
+
+
+def test_build_of_a_complete_key_runs_no_pip(box: dict[str, Any]) -> None:
+    write_requirements(box)
+    build(box)
+    box["calls"].write_text("")
+
+    assert build(box) == 0
+    assert pip_calls(box) == []
+
+
+def test_failed_build_leaves_the_previous_folder_and_reports(
+    box: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    old = write_requirements(box, "fakepkg==1.0\n")
+    build(box)
+    old_folder = builds_dir(box) / bootstrap.requirements_key(old, box["env"])
+    before = sorted(p.relative_to(old_folder) for p in old_folder.rglob("*"))
+    new = write_requirements(box, "fakepkg==2.0\n")
+
+    assert build(box, FAKE_PIP_EXIT="1") == 1
+
+    new_key = bootstrap.requirements_key(new, box["env"])
+    assert sorted(p.relative_to(old_folder) for p in old_folder.rglob("*")) == before
+    assert not (builds_dir(box) / new_key).exists()
+    assert not [p for p in builds_dir(box).iterdir() if p.name.startswith(".tmp-")]
+    failed = json.loads((builds_dir(box) / f"{new_key}.failed").read_text())
+    assert failed["error"] == "pip exit 1"
+    assert f"requirements build {new_key} failed (pip exit 1)" in caplog.text
+
+
+def test_successful_build_clears_an_earlier_failure(box: dict[str, Any]) -> None:
+    data = write_requirements(box)
+    build(box, FAKE_PIP_EXIT="1")
+
+    assert build(box) == 0
+
+    key = bootstrap.requirements_key(data, box["env"])
+    assert not (builds_dir(box) / f"{key}.failed").exists()
+    assert (builds_dir(box) / key / BUILD_MARKER).is_file()
+
+
+def test_build_losing_the_race_keeps_the_winners_folder(
+    box: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_requirements(box)
+    key = bootstrap.requirements_key(data, box["env"])
+    real_pip = bootstrap.pip_install
+
+    def pip_then_another_build_wins(*args: Any, **kwargs: Any) -> int | None:
+        code = real_pip(*args, **kwargs)
+        winner = builds_dir(box) / key
+        winner.mkdir()
+        marker = {"key": key, "python": "3.12", "airflow": "3.3.2"}
+        (winner / BUILD_MARKER).write_text(json.dumps(marker))
+        return code
+
+    monkeypatch.setattr(bootstrap, "pip_install", pip_then_another_build_wins)
+
+    assert build(box) == 0
+    assert sorted(p.name for p in builds_dir(box).iterdir()) == [key]
+    assert not (builds_dir(box) / key / "lib").exists()  # the winner's folder, untouched
+
+
+def test_build_without_requirements_does_nothing(box: dict[str, Any]) -> None:
+    assert build(box) == 0
+    assert pip_calls(box) == []
+
+
+def test_build_prunes_old_builds_but_keeps_the_newest(box: dict[str, Any]) -> None:
+    keys = []
+    for version in range(1, 6):
+        data = write_requirements(box, f"fakepkg=={version}.0\n")
+        build(box)
+        keys.append(bootstrap.requirements_key(data, box["env"]))
+        os.utime(builds_dir(box) / keys[-1] / BUILD_MARKER, (version, version))
+
+    folders = sorted(p.name for p in builds_dir(box).iterdir() if p.is_dir())
+    assert folders == sorted(keys[-bootstrap.KEEP_BUILDS :])
+
+
+def test_prune_removes_stale_temporary_folders_only(box: dict[str, Any]) -> None:
+    builds = builds_dir(box)
+    stale, fresh = builds / ".tmp-aaa-1", builds / ".tmp-bbb-2"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+    os.utime(stale, (0, 0))
+
+    bootstrap.prune_builds(str(builds), "current", now=3 * bootstrap.BUILD_TIMEOUT)
+
+    assert not stale.exists() and fresh.exists()
+
+
+def test_prune_never_follows_a_symlink(box: dict[str, Any], tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / BUILD_MARKER).write_text("{}")
+    builds = builds_dir(box)
+    builds.mkdir(parents=True)
+    for name in ("a", "b", "c", "d"):
+        os.symlink(outside / "keep", builds / name)
+
+    bootstrap.prune_builds(str(builds), "current", now=1e9)
+
+    assert (outside / "keep" / BUILD_MARKER).is_file()
+
+
+def test_start_runs_the_build_role_without_airflow_secrets(box: dict[str, Any]) -> None:
+    write_requirements(box)
+    env = {
+        **box["env"],
+        "OPENMWAA_COMPONENT": "build-requirements",
+        "OPENMWAA_SYNC_ROOT": str(box["sync"]),
+    }
+
+    code = bootstrap.start(env, python=box["python"], installed_airflow="3.3.2")
+
+    assert code == 0
+    assert len(list(builds_dir(box).glob(f"*/{BUILD_MARKER}"))) == 1
