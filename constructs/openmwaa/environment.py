@@ -35,6 +35,7 @@ from .nag_acknowledgements import acknowledge_environment
 from .naming import namespace_name
 from .network import AirflowNetwork
 from .props import LoggingConfiguration, WebserverAccessMode
+from .requirements_builder import RequirementsBuilder
 from .services import API_SERVER_DNS_NAME, AirflowServices
 from .shared_storage import SharedStorage
 from .source_bucket import SourceBucket
@@ -423,6 +424,26 @@ class AirflowEnvironment(Construct):
             reconcile_interval=reconcile_interval or DEFAULT_RECONCILE_INTERVAL,
         )
 
+        self.requirements_builder = RequirementsBuilder(
+            self,
+            "RequirementsBuilder",
+            environment_name=self.environment_name,
+            airflow_version=airflow_version,
+            python_version=DEFAULT_PYTHON_VERSION,
+            cluster=self.services.cluster,
+            vpc=self.network.vpc,
+            vpc_subnets=self.network.subnets,
+            security_group=self.network.security_group,
+            file_system=self.storage.file_system,
+            access_point=self.storage.access_point,
+            image=image,
+            log_group=self.log_groups.group("worker"),
+        )
+        self.requirements_builder.attach(self.dag_sync.function)
+        if self.image_mirror is not None:
+            # The initial sync may start the requirements build, which pulls the image.
+            self.dag_sync.initial_sync.node.add_dependency(self.image_mirror.copy)
+
         self.autoscaler: WorkerAutoscaler | None = None
         if not self.spec.all_in_one:
             self.autoscaler = WorkerAutoscaler(
@@ -438,6 +459,7 @@ class AirflowEnvironment(Construct):
                 tasks_per_worker=self.spec.tasks_per_worker,
                 placement=placement,
                 scale_in_cooldown=scale_in_cooldown or DEFAULT_SCALE_IN_COOLDOWN,
+                kms_key=kms_key,
             )
 
         self.monitoring = AirflowMonitoring(

@@ -186,6 +186,20 @@ PLAIN_CONTAINER_ENVIRONMENT = aws_solutions(
     "ECS secret from Secrets Manager, which a unit test asserts.",
 )
 
+REQUIREMENTS_BUILD_ENVIRONMENT = aws_solutions(
+    "ECS2",
+    "The requirements build's plain environment holds only its role, the environment's name, "
+    "region, Airflow and Python versions, the sync root path and the openmwaa runtime code; "
+    "the build receives no secret at all.",
+)
+
+REQUIREMENTS_BUILD_TASK_ROLE = Finding(
+    "IAMNoInlinePolicy",
+    "The policy CDK writes for the requirements build's own task role: mount and write the "
+    "environment's EFS file system (where it installs requirements.txt), nothing else; a "
+    "managed policy would hold the same single statement.",
+)
+
 LOAD_BALANCER_TO_VPC = (
     Finding(
         "EC2RestrictedCommonPorts",
@@ -388,6 +402,19 @@ NO_RESERVED_CONCURRENCY = Finding(
 )
 
 
+AUTOSCALER_STATE_REASON = (
+    "The autoscaler's table holds only ephemeral state: a one-minute lease and the demand "
+    "samples of the last cool-down, each deleted by TTL; losing it makes the autoscaler hold "
+    "(never scale in) for one cool-down and rebuild it from the queue, so there is nothing to "
+    "restore from point-in-time recovery or a backup plan."
+)
+AUTOSCALER_STATE_TABLE = (
+    aws_solutions("DDB3", AUTOSCALER_STATE_REASON),
+    Finding("DynamoDBPITREnabled", AUTOSCALER_STATE_REASON),
+    Finding("DynamoDBInBackupPlan", AUTOSCALER_STATE_REASON),
+)
+
+
 IMAGE_PULL_TOKEN = aws_solutions(
     "IAM5[Resource::*]",
     "ecr:GetAuthorizationToken, which ECS needs before it pulls from ECR, supports no "
@@ -490,7 +517,11 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
         acknowledge(task, [PLAIN_CONTAINER_ENVIRONMENT, INLINE_ROLE_POLICY])
         if env.image_mirror is not None:
             acknowledge(task.execution_role, [IMAGE_PULL_TOKEN])
+    builder = env.requirements_builder
+    acknowledge(builder.task_definition, [REQUIREMENTS_BUILD_ENVIRONMENT, INLINE_ROLE_POLICY])
+    acknowledge(builder.task_role, [REQUIREMENTS_BUILD_TASK_ROLE])
     if env.image_mirror is not None:
+        acknowledge(builder.task_definition.execution_role, [IMAGE_PULL_TOKEN])
         acknowledge_image_mirror(env.image_mirror, cmk=cmk)
     web = env.web
     acknowledge(web.load_balancer, [LOAD_BALANCER_DELETION, LOAD_BALANCER_WAF])
@@ -530,6 +561,7 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
     acknowledge(env.source.bucket.node.try_find_child("Notifications"), [INLINE_ROLE_POLICY])
 
     if env.autoscaler is not None:
+        acknowledge(env.autoscaler.table, AUTOSCALER_STATE_TABLE)
         acknowledge_bundled_function(
             env.autoscaler.function,
             cmk=cmk,
@@ -537,8 +569,8 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
                 SCHEDULED_FUNCTION_DLQ,
                 aws_solutions(
                     "IAM5[Resource::*]",
-                    "cloudwatch:PutMetricData (conditioned on the OpenMWAA namespace) and "
-                    "cloudwatch:GetMetricData support no resource-level permissions.",
+                    "cloudwatch:PutMetricData supports no resource-level permissions; it is "
+                    "conditioned on the OpenMWAA namespace.",
                 ),
             ],
         )
