@@ -28,7 +28,6 @@ and the image pull. Run: ``python benchmarks/bench_worker_start.py [--sets 0,5,2
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -84,9 +83,15 @@ exit 0
 """
 
 
-def airflow_venv() -> Path | None:
-    found = sorted(glob.glob(str(ROOT / ".e2e-cache" / "airflow-venv-*" / "bin" / "python")))
-    return Path(found[-1]).parent.parent if found else None
+def airflow_venv() -> Path:
+    """The end-to-end test's Airflow venv (tools/airflow_venv.sh builds it once, cached)."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "tools" / "airflow_venv.sh")],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def base_env(tmp: Path, sync: Path, bin_dir: Path, out: Path) -> dict[str, str]:
@@ -192,9 +197,6 @@ def main() -> int:
     parser.add_argument("--sets", default="0,5,20", help="package counts: 0, 5 and/or 20")
     args = parser.parse_args()
     venv = airflow_venv()
-    if venv is None:
-        print("bench_worker_start: no .e2e-cache/airflow-venv-*; run the e2e test once first")
-        return 0
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
         pyz = Path(tmp) / "runtime.pyz"
         pyz.write_bytes(build_bundle(runtime_sources()))
