@@ -121,6 +121,7 @@ class AirflowUnderTest:
     principals: dict[str, Credentials]
     decisions_path: Path
     template: dict[str, Any]
+    paths: LocalPaths
     processes: dict[str, Process] = field(default_factory=dict)
     sync_root: Path = Path()
     source_bucket: str = ""
@@ -227,7 +228,7 @@ def _pick_tasks(template: dict[str, Any]) -> list[TaskSpec]:
     return list(chosen.values())
 
 
-def _init_containers(task: TaskSpec) -> list[str]:
+def init_containers(task: TaskSpec) -> list[str]:
     """Containers the Airflow containers wait for (DependsOn SUCCESS/COMPLETE), in order."""
     order: list[str] = []
     for container in task.containers:
@@ -321,7 +322,10 @@ def airflow_session(
         provisioned = provision(template, aws, postgres)
         _apply_bucket_versioning(template, aws, provisioned)
         principals = create_principals(
-            aws.client("iam"), template, _roles_to_run_as(template, tasks), provisioned.resolver
+            aws.client("iam"),
+            template,
+            _roles_to_run_as(template, task_specs(template)),
+            provisioned.resolver,
         )
         enforce(moto.endpoint)
         aws.credentials = principals[ADMIN]
@@ -359,7 +363,7 @@ def airflow_session(
                     task, spec, provisioned, template, paths, volumes, credentials, read_secret
                 )
 
-            for name in _init_containers(task):
+            for name in init_containers(task):
                 init_launches.append(launch(task.container(name)))
             for spec in task.containers:
                 if spec.component in COMPONENTS and spec.component not in launches:
@@ -394,6 +398,7 @@ def airflow_session(
             principals=principals,
             decisions_path=decisions,
             template=template,
+            paths=paths,
             sync_root=sync_root,
             source_bucket=_dag_sync_bucket(template, provisioned),
         )

@@ -45,5 +45,26 @@ def openmwaa_e2e_sleep() -> None:
     sleep()
 
 
+@dag(
+    dag_id="openmwaa_e2e_requirements",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    is_paused_upon_creation=False,
+)
+def openmwaa_e2e_requirements() -> None:
+    @task
+    def use_a_requirement() -> str:
+        # Imported in the task, not at parse time: only the worker has requirements.txt's
+        # packages (from the requirements build's folder) when test_requirements_e2e runs.
+        import cowsay
+
+        print("OPENMWAA_E2E_REQUIREMENT from", cowsay.__file__)
+        return "imported"
+
+    use_a_requirement()
+
+
 openmwaa_e2e_hello()
 openmwaa_e2e_sleep()
+openmwaa_e2e_requirements()
