@@ -19,7 +19,6 @@ from .versions import is_airflow_2
 SYNC_ROOT = "/opt/airflow/sync"
 """Where the EFS access point is mounted (read-only) in every Airflow container."""
 API_SERVER_PORT = 8080
-CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 SECRETS_BACKEND = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
 SECRETS_BACKEND_KWARGS = {
     "connections_prefix": "airflow/connections",

@@ -166,11 +166,6 @@ class AirflowImageMirror(Construct):
             )
         self.image = ecs.ContainerImage.from_ecr_repository(self.repository, self.tag)
 
-    @property
-    def source_uri(self) -> str:
-        """The copy's source as cdk-ecr-deployment renders it (`docker://...`)."""
-        return f"docker://{self.source_image}"
-
 
 def image_tag(image_name: str) -> str:
     """The tag of `image_name` (`apache/airflow:3.3.2-python3.12` -> `3.3.2-python3.12`)."""

@@ -76,9 +76,10 @@ class EnvironmentSettings:
     deletion_protection: object = True
 
 
-MAX_SCALE_IN_COOLDOWN = Duration.days(15)
-"""The autoscaler reads the cool-down's demand history back from its one-minute CloudWatch
-metrics, which CloudWatch keeps at that resolution for 15 days."""
+MAX_SCALE_IN_COOLDOWN = Duration.hours(6)
+"""The autoscaler reads the cool-down's samples (12 a minute) back from its DynamoDB table in
+one paged Query per decision, inside a 60 s, 128 MB function: 6 hours is 4,320 items, well
+inside that; days would not be."""
 
 
 Rule = Callable[[EnvironmentSettings], list[str]]
@@ -305,8 +306,8 @@ def check_durations(s: EnvironmentSettings) -> list[str]:
         if ms < 0 or ms % 1000 or ms > _milliseconds(MAX_SCALE_IN_COOLDOWN):
             problems.append(
                 f"scale_in_cooldown: got {cooldown.to_human_string()}; allowed: whole seconds, "
-                "0 seconds to 15 days (the demand history it reads back from CloudWatch is "
-                "kept at one-minute resolution for 15 days)"
+                "0 seconds to 6 hours (the autoscaler reads the cool-down's samples back from "
+                "its table at every decision)"
             )
     return problems
 

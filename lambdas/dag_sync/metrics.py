@@ -8,14 +8,6 @@ from collections.abc import Mapping
 
 from dag_sync.core import Report
 
-METRIC_NAMES = (
-    "DagSyntaxErrors",
-    "DuplicateDagIds",
-    "FilesWritten",
-    "FilesRemoved",
-    "SyncFailures",
-)
-
 
 def report_values(report: Report) -> dict[str, int]:
     return {
