@@ -91,9 +91,11 @@ BILLING_MINIMUM_SECONDS = 60.0
 # --- ECS and Fargate ---------------------------------------------------------------------
 
 PROVISIONING_SECONDS = (30.0, 60.0)
-"""Estimate: placement, network interface, start (docs/runtime.md); not billed."""
+"""Estimate: placement, network interface, start; not billed. docs/runtime.md estimates 20-40 s;
+this model keeps a slower range, with which the results in docs/autoscaling.md were produced."""
 IMAGE_PULL_SECONDS = (40.0, 90.0)
-"""Estimate: the stock apache/airflow image from ECR in-region (docs/runtime.md); billed."""
+"""Estimate: the stock apache/airflow image from ECR in-region; billed. docs/runtime.md estimates
+30-90 s; this model keeps 40-90 s, with which the results in docs/autoscaling.md were produced."""
 BOOTSTRAP_SECONDS = (15.0, 30.0)
 """Container start to "Celery ready" with prebuilt requirements. benchmarks/bench_worker_start.py
 measures the runtime's part (0.2-0.3 s to exec Airflow) and the import of Airflow's Celery
@@ -761,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bootstrap-seconds",
         default=",".join(f"{s:g}" for s in BOOTSTRAP_SECONDS),
-        help="LO,HI: container start to Celery ready (placeholder until measured)",
+        help="LO,HI: container start to Celery ready (an estimate; see BOOTSTRAP_SECONDS)",
     )
     parser.add_argument(
         "--spot-interruptions-per-hour",

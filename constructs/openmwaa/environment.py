@@ -61,7 +61,7 @@ class AirflowEnvironment(Construct):
     Example::
 
         env = AirflowEnvironment(stack, "Airflow", environment_class=EnvironmentClass.MW1_SMALL)
-        env.bucket.grant_put(my_ci_role)
+        env.grant_upload(my_ci_role)
     """
 
     def __init__(
@@ -110,28 +110,35 @@ class AirflowEnvironment(Construct):
             Cloud Map namespace (`<label>.airflow.internal`) and every description. The
             label is the name lowercased when that is a valid DNS label/RDS identifier,
             else the name made valid (`_` to `-`, separators collapsed, cut to fit) plus a
-            short hash of the name, so every name MWAA accepts works and two names never
-            share a label. Default: the construct id.
+            short hash of the name, so every name MWAA accepts works and two names that
+            differ other than in letter case never share a label. Default: the construct id.
         :param airflow_version: Apache Airflow version. Default: the newest version this
             library proves end to end (see `versions.SUPPORTED_AIRFLOW_VERSIONS`).
         :param environment_class: MWAA environment class sizing every component and the
             database. Default: mw1.small.
-        :param min_workers: Fewest Celery workers; 0 lets workers scale to zero (MWAA
-            cannot). Default: 1.
-        :param max_workers: Most Celery workers. Default: 10 (1 for mw1.micro).
-        :param schedulers: Scheduler tasks, 1 to 5. Default: 2 (1 for mw1.micro).
-        :param min_webservers: Fewest api-server (web server) tasks. Default: 2 (1 for micro).
-        :param max_webservers: Most api-server tasks. Default: 2 (1 for micro).
+        :param min_workers: Fewest Celery workers, 0 to 200; 0 lets workers scale to zero
+            (MWAA cannot). mw1.micro: must be 1. Default: 1.
+        :param max_workers: Most Celery workers, 1 to 200 and at least `min_workers`.
+            mw1.micro: must be 1. Default: 10 (1 for mw1.micro).
+        :param schedulers: Scheduler tasks, 1 to 5 (mw1.micro: 1). Default: 2 (1 for mw1.micro).
+        :param min_webservers: Fewest api-server (web server) tasks, 1 to 5 (mw1.micro: 1).
+            Default: 2 (1 for mw1.micro).
+        :param max_webservers: Most api-server tasks, 1 to 5 and at least `min_webservers`
+            (mw1.micro: 1). Default: the larger of 2 and `min_webservers` (1 for mw1.micro).
         :param webserver_access_mode: PRIVATE_ONLY (default): an internal load balancer.
             PUBLIC_ONLY: internet-facing, HTTPS only.
         :param airflow_configuration_options: Airflow settings as `section.key` -> value,
             passed as `AIRFLOW__SECTION__KEY`. Keys the environment owns are refused.
             Default: none.
-        :param kms_key: Customer managed key for the bucket, EFS, database, queue, secrets
-            and log groups. Its key policy must let CloudWatch Logs (and, for the alarm
-            topic we create, CloudWatch alarms) use it: added for you when the key is a
-            `kms.Key` of this app; for an imported key, synth warns with the statements
-            to add. Default: AWS managed encryption everywhere.
+        :param kms_key: Customer managed key for the source bucket, EFS, the database (and
+            Performance Insights), the queue, the secrets, every log group, the ECR
+            repository of the image copy, the autoscaler's DynamoDB table, the alarm topic
+            we create and the Lambda functions' environment variables (the access-log
+            bucket always uses S3-managed keys). Its key policy must let CloudWatch Logs
+            (and, for the alarm topic we create, CloudWatch alarms) use it: added for you
+            when the key is a `kms.Key` of this app; for an imported key, synth warns with
+            the statements to add. Default: AWS managed or AWS owned encryption, except the
+            alarm topic we create, which is then not encrypted at rest (see `alarm_topic`).
         :param requirements_s3_object_version: Apply only this version of requirements.txt.
             Default: follow the latest version.
         :param plugins_s3_object_version: Apply only this version of plugins.zip.
@@ -157,8 +164,10 @@ class AirflowEnvironment(Construct):
             Retain) unless DESTROY; the Lambda log groups and the queue are always
             deleted; the database always takes a final snapshot.
         :param deletion_protection: Deletion protection of the database cluster. It is
-            turned on by a custom resource once the rest of the environment is created,
-            never at the cluster's create, so a failed first create can still roll back.
+            turned on by a custom resource as the last step of the environment's first
+            create, never at the cluster's create, so a failure inside the environment can
+            still roll back (a failure later in the same deploy, outside the environment,
+            can still meet a protected cluster).
             To delete the stack, deploy with False first. Default: True.
         :param database_engine_version: Aurora PostgreSQL version of the metadata
             database. Default: the newest PostgreSQL 16 minor version the installed
@@ -187,14 +196,17 @@ class AirflowEnvironment(Construct):
         :param enable_execute_command: Allow `aws ecs execute-command` shells into the
             containers. Default: False.
         :param scale_in_cooldown: How long demand must stay lower before workers are
-            removed, in whole seconds from 0 to 15 days (CloudWatch keeps the one-minute
-            demand history it reads back for 15 days). Default: 5 minutes.
+            removed, in whole seconds from 0 to 6 hours (the cool-down's samples are read
+            back from the autoscaler's DynamoDB table in one Query per decision). Not used
+            on mw1.micro, which has no autoscaler. Default: 5 minutes.
         :param reconcile_interval: How often the DAG sync compares the bucket with EFS and
             heals differences (S3 events apply changes within seconds in between), in
             whole minutes, at least 1 (an EventBridge rate). Default: 10 minutes.
-        :param alarm_topic: SNS topic the environment's alarms notify. Default: a new
-            SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to (encrypted
-            with `kms_key` when given).
+        :param alarm_topic: SNS topic the environment's alarms notify. It must let
+            CloudWatch alarms publish and must not use the AWS managed SNS key. Default: a
+            new SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to, encrypted
+            with `kms_key` when given and otherwise not encrypted at rest (CloudWatch cannot
+            publish to a topic under the AWS managed SNS key).
         """
         super().__init__(scope, construct_id)
         self.spec: EnvironmentClassSpec = _spec_or_default(environment_class)
