@@ -39,9 +39,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "constructs"))
+sys.path[:0] = [str(ROOT / "constructs"), str(ROOT)]
 
 from openmwaa.runtime_bundle import build_bundle, runtime_sources  # noqa: E402
+from tools.airflow_venv import airflow_venv  # noqa: E402
 
 TYPICAL_5 = ["pandas", "openpyxl", "paramiko", "pymysql", "slack-sdk"]
 TYPICAL_20 = [
@@ -81,17 +82,6 @@ case "$1 $2" in
 esac
 exit 0
 """
-
-
-def airflow_venv() -> Path:
-    """The end-to-end test's Airflow venv (tools/airflow_venv.sh builds it once, cached)."""
-    out = subprocess.run(
-        ["bash", str(ROOT / "tools" / "airflow_venv.sh")],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def base_env(tmp: Path, sync: Path, bin_dir: Path, out: Path) -> dict[str, str]:

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tools.airflow_venv import airflow_venv as cached_airflow_venv
 
 from .cfn import TaskSpec, resources_of_type, task_specs
 from .localenv import LocalPostgres, MotoServer, Process, free_port, postgres_bin_dir, start_process
@@ -95,13 +96,7 @@ def e2e_template(request: pytest.FixtureRequest) -> tuple[dict[str, Any], str]:
 @pytest.fixture(scope="session")
 def airflow_venv() -> Path:
     """The cached Airflow venv (built on first use: about 2 minutes)."""
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "tools" / "airflow_venv.sh")],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
+    return cached_airflow_venv()
 
 
 @dataclass
