@@ -2,7 +2,13 @@
 
 from .environment import AirflowEnvironment
 from .environment_class import EnvironmentClass
-from .props import LoggingConfiguration, LogLevel, ModuleLogging, WebserverAccessMode
+from .props import (
+    LoggingConfiguration,
+    LogLevel,
+    ModuleLogging,
+    WebserverAccessMode,
+    WorkerPool,
+)
 
 __all__ = [
     "AirflowEnvironment",
@@ -11,4 +17,5 @@ __all__ = [
     "LoggingConfiguration",
     "ModuleLogging",
     "WebserverAccessMode",
+    "WorkerPool",
 ]

@@ -35,6 +35,9 @@ class WorkerAutoscaler(Construct):
     retried (the next one starts a minute later), so runs do not pile up; no reserved
     concurrency is taken, so the stack deploys on accounts with the minimum quota.
 
+    For a worker pool (`worker_pool`: its Celery queue), it reads the pool's queue, scales the
+    pool's service, and publishes the same metrics with a second dimension, WorkerPool.
+
     Creates a small DynamoDB table (`table`: on demand, encrypted with `kms_key` when given,
     TTL on every item, destroyed with the stack) holding the demand samples of the cool-down
     and a lease that lets only one invocation run at a time (docs/autoscaling.md).
@@ -56,6 +59,7 @@ class WorkerAutoscaler(Construct):
         placement: FunctionPlacement,
         scale_in_cooldown: Duration = DEFAULT_SCALE_IN_COOLDOWN,
         kms_key: kms.IKey | None = None,
+        worker_pool: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # Ephemeral state (a lease and the last minutes of samples, each with a TTL): no
@@ -79,7 +83,8 @@ class WorkerAutoscaler(Construct):
             self,
             "Function",
             handler="autoscaler.handler.handler",
-            description=f"Airflow environment {environment_name}: scales Celery workers",
+            description=f"Airflow environment {environment_name}: scales Celery workers"
+            + (f" of pool {worker_pool}" if worker_pool else ""),
             timeout=Duration.seconds(60),
             memory_size=128,
             placement=placement,
@@ -96,6 +101,7 @@ class WorkerAutoscaler(Construct):
                 "METRIC_NAMESPACE": METRIC_NAMESPACE,
                 "ENVIRONMENT_NAME": environment_name,
                 "TABLE_NAME": self.table.table_name,
+                **({"WORKER_POOL": worker_pool} if worker_pool else {}),
             },
         )
         self.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)
@@ -143,7 +149,8 @@ class WorkerAutoscaler(Construct):
         self.schedule = events.Rule(
             self,
             "Schedule",
-            description=f"Airflow environment {environment_name}: run the worker autoscaler",
+            description=f"Airflow environment {environment_name}: run the worker autoscaler"
+            + (f" of pool {worker_pool}" if worker_pool else ""),
             schedule=events.Schedule.rate(Duration.minutes(1)),
             targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
         )

@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .runtime.bootstrap import REQUIREMENTS_TIMEOUT, STARTUP_SCRIPT_TIMEOUT
-from .runtime.config import TASK_PROTECTION_VARIABLE
+from .runtime.config import (
+    API_SERVER_PORT,
+    EXECUTION_API_PORT,
+    POOL_QUEUES_VARIABLE,
+    TASK_PROTECTION_VARIABLE,
+    WORKER_QUEUE_VARIABLE,
+)
 from .versions import is_airflow_2
 
 SYNC_ROOT = "/opt/airflow/sync"
 """Where the EFS access point is mounted (read-only) in every Airflow container."""
-API_SERVER_PORT = 8080
 SECRETS_BACKEND = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
 SECRETS_BACKEND_KWARGS = {
     "connections_prefix": "airflow/connections",
@@ -54,6 +59,23 @@ Airflow's default of 600 s fails tasks waiting for a worker). docs/configuration
 each term."""
 
 
+TASK_HEARTBEAT_TIMEOUT_SECONDS = 90
+"""`[scheduler] task_instance_heartbeat_timeout` (Airflow 2: `scheduler_zombie_task_threshold`):
+how long a running task may go without a heartbeat before the scheduler fails it (a retry if
+it has one left). Airflow's default is 300 s. A running task heartbeats every 5 s (Airflow 3's
+`[workers] min_heartbeat_interval`, Airflow 2's `job_heartbeat_sec`), so 90 s is 18 missed
+heartbeats: far above the longest gap measured under load (docs/operations.md), and with the
+scheduler's 10 s detection interval a hard-killed worker's task is failed or retried within
+about 100 s."""
+
+
+def heartbeat_timeout_option(airflow_version: str) -> str:
+    """The name of the task heartbeat timeout option in this Airflow version."""
+    if is_airflow_2(airflow_version):
+        return "scheduler.scheduler_zombie_task_threshold"
+    return "scheduler.task_instance_heartbeat_timeout"
+
+
 def parallelism_per_scheduler(max_workers: int, tasks_per_worker: int, schedulers: int) -> int:
     """`[core] parallelism` (per scheduler) so that all schedulers together can keep every slot
     of `max_workers` workers busy, and no more: ceil(max_workers x tasks_per_worker /
@@ -73,16 +95,28 @@ class ContainerSettings:
     region: str
     queue_url: str
     queue_name: str
-    api_server_host: str
+    execution_api_host: str
+    """Where workers and triggerers reach the Task Execution API (Airflow 3): its service's
+    Cloud Map name, or `localhost` when it runs in their task (mw1.micro)."""
     task_log_group_arn: str
     task_logging_enabled: bool
     tasks_per_worker: int
     database_name: str
     configuration_options: Mapping[str, str]
     max_workers: int
+    """The most workers of the environment and its worker pools together."""
     schedulers: int
     task_protection: bool
     """False on mw1.micro: one task, no autoscaler, no permission to change its protection."""
+    pool_queues: Mapping[str, str] = field(default_factory=dict)
+    """Each worker pool's Celery queue name -> its SQS queue URL."""
+
+
+SERVER_PORTS: Mapping[str, int] = {
+    "api-server": API_SERVER_PORT,
+    "execution-api": EXECUTION_API_PORT,
+}
+"""The port each server component listens on (`OPENMWAA_API_SERVER_PORT` in its container)."""
 
 
 def option_variable(option: str) -> str:
@@ -92,9 +126,10 @@ def option_variable(option: str) -> str:
 
 
 def container_environment(
-    settings: ContainerSettings, *, component: str, log_level: str
+    settings: ContainerSettings, *, component: str, log_level: str, worker_queue: str = ""
 ) -> dict[str, str]:
-    """The plain environment of the `component` container.
+    """The plain environment of the `component` container (for a worker pool's worker,
+    `worker_queue` is the pool's Celery queue).
 
     User options come last and win over openmwaa's tunable defaults (worker concurrency,
     log level, parallelism, the default pool, task_queued_timeout, the secrets cache; the
@@ -107,7 +142,6 @@ def container_environment(
         "OPENMWAA_AIRFLOW_VERSION": settings.airflow_version,
         "OPENMWAA_PYTHON_VERSION": settings.python_version,
         "OPENMWAA_SYNC_ROOT": SYNC_ROOT,
-        "OPENMWAA_API_SERVER_PORT": str(API_SERVER_PORT),
         "OPENMWAA_DB_NAME": settings.database_name,
         "OPENMWAA_CELERY_QUEUE_URL": settings.queue_url,
         "OPENMWAA_CELERY_QUEUE_NAME": settings.queue_name,
@@ -129,11 +163,19 @@ def container_environment(
         "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(SECRETS_BACKEND_KWARGS, sort_keys=True),
     }
     env.update(sized_defaults(settings))
+    if settings.pool_queues:
+        env[POOL_QUEUES_VARIABLE] = ",".join(
+            f"{name}={url}" for name, url in sorted(settings.pool_queues.items())
+        )
+    if worker_queue:
+        env[WORKER_QUEUE_VARIABLE] = worker_queue
+    if component in SERVER_PORTS:
+        env["OPENMWAA_API_SERVER_PORT"] = str(SERVER_PORTS[component])
     if component == "worker":
         env[TASK_PROTECTION_VARIABLE] = "on" if settings.task_protection else "off"
     if not is_airflow_2(settings.airflow_version):
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
-            f"http://{settings.api_server_host}:{API_SERVER_PORT}/execution/"
+            f"http://{settings.execution_api_host}:{EXECUTION_API_PORT}/execution/"
         )
     for option, value in sorted(settings.configuration_options.items()):
         env[option_variable(option)] = value
@@ -143,7 +185,8 @@ def container_environment(
 def sized_defaults(settings: ContainerSettings) -> dict[str, str]:
     """Tunable defaults sized from the environment (users may override each):
     `[core] parallelism` and the default pool's slots, sized to `max_workers` workers;
-    `[scheduler] task_queued_timeout`, sized to a worker's cold start; `[secrets] use_cache`,
+    `[scheduler] task_queued_timeout`, sized to a worker's cold start; the task heartbeat
+    timeout, short enough to notice a dead worker within two minutes; `[secrets] use_cache`,
     fewer paid Secrets Manager calls while parsing DAGs."""
     return {
         "AIRFLOW__CORE__PARALLELISM": str(
@@ -155,6 +198,9 @@ def sized_defaults(settings: ContainerSettings) -> dict[str, str]:
             settings.max_workers * settings.tasks_per_worker
         ),
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(TASK_QUEUED_TIMEOUT_SECONDS),
+        option_variable(heartbeat_timeout_option(settings.airflow_version)): str(
+            TASK_HEARTBEAT_TIMEOUT_SECONDS
+        ),
         "AIRFLOW__SECRETS__USE_CACHE": "True",
     }
 

@@ -34,9 +34,9 @@ from .monitoring import AirflowMonitoring
 from .nag_acknowledgements import acknowledge_environment
 from .naming import namespace_name
 from .network import AirflowNetwork
-from .props import LoggingConfiguration, WebserverAccessMode
+from .props import LoggingConfiguration, WebserverAccessMode, WorkerPool
 from .requirements_builder import RequirementsBuilder
-from .services import API_SERVER_DNS_NAME, AirflowServices
+from .services import AirflowServices, execution_api_host
 from .shared_storage import SharedStorage
 from .source_bucket import SourceBucket
 from .validation import EnvironmentSettings, raise_if_invalid
@@ -98,6 +98,7 @@ class AirflowEnvironment(Construct):
         image: ecs.ContainerImage | None = None,
         docker_hub_credentials: secretsmanager.ISecret | None = None,
         worker_fargate_spot: bool = False,
+        worker_pools: Sequence[WorkerPool] | None = None,
         enable_execute_command: bool = False,
         scale_in_cooldown: Duration | None = None,
         reconcile_interval: Duration | None = None,
@@ -193,6 +194,11 @@ class AirflowEnvironment(Construct):
         :param worker_fargate_spot: Run Celery workers on Fargate Spot (about 70 % cheaper;
             a reclaimed worker gets the 2-minute warning and drains like a scale-in).
             Default: False (on-demand Fargate).
+        :param worker_pools: Extra pools of Celery workers, each for the tasks of one Celery
+            queue (`queue=` on an operator), with its own SQS queue, ECS service and
+            autoscaler: e.g. `[WorkerPool("long-running")]` on on-demand Fargate beside Spot
+            workers, for tasks longer than the 120 s a stopped worker gets. Not on mw1.micro.
+            Default: none.
         :param enable_execute_command: Allow `aws ecs execute-command` shells into the
             containers. Default: False.
         :param scale_in_cooldown: How long demand must stay lower before workers are
@@ -260,8 +266,10 @@ class AirflowEnvironment(Construct):
                 scale_in_cooldown=scale_in_cooldown,
                 removal_policy=removal_policy,
                 deletion_protection=deletion_protection,
+                worker_pools=tuple(worker_pools or ()),
             )
         )
+        self.worker_pools: tuple[WorkerPool, ...] = tuple(worker_pools or ())
 
         self.webserver_access_mode = WebserverAccessMode(access_mode)
         if kms_key is not None and not _allow_cloudwatch_logs(kms_key):
@@ -287,6 +295,8 @@ class AirflowEnvironment(Construct):
             removal_policy=removal_policy,
         )
         self.broker = CeleryBroker(self, "Broker", kms_key=kms_key)
+        for pool in self.worker_pools:
+            self.broker.add_pool_queue(pool.queue)
         self.log_groups = AirflowLogGroups(
             self,
             "Logs",
@@ -320,7 +330,7 @@ class AirflowEnvironment(Construct):
             "ExecutionRole",
             environment_name=self.environment_name,
             bucket=self.source.bucket,
-            queue=self.broker.queue,
+            queues=list(self.broker.all_queues),
             log_groups=list(self.log_groups.groups.values()),
             kms_key=kms_key,
         )
@@ -344,6 +354,7 @@ class AirflowEnvironment(Construct):
             self,
             "Services",
             spec=self.spec,
+            airflow_version=airflow_version,
             vpc=self.network.vpc,
             vpc_subnets=self.network.subnets,
             security_group=self.network.security_group,
@@ -360,7 +371,7 @@ class AirflowEnvironment(Construct):
                 region=stack.region,
                 queue_url=self.broker.queue.queue_url,
                 queue_name=self.broker.queue.queue_name,
-                api_server_host=f"{API_SERVER_DNS_NAME}.{namespace}",
+                execution_api_host=execution_api_host(airflow_version, self.spec, namespace),
                 task_log_group_arn=stack.format_arn(
                     service="logs",
                     resource="log-group",
@@ -371,15 +382,20 @@ class AirflowEnvironment(Construct):
                 tasks_per_worker=self.spec.tasks_per_worker,
                 database_name=DATABASE_NAME,
                 configuration_options=self.airflow_configuration_options,
-                max_workers=self.max_workers,
+                max_workers=self.max_workers + sum(p.max_workers for p in self.worker_pools),
                 schedulers=self.schedulers,
                 task_protection=not self.spec.all_in_one,
+                pool_queues={
+                    name: queue.queue_url for name, queue in self.broker.pool_queues.items()
+                },
             ),
             image=image,
             schedulers=self.schedulers,
             min_webservers=self.min_webservers,
+            max_webservers=self.max_webservers,
             namespace_name=namespace,
             worker_fargate_spot=worker_fargate_spot,
+            worker_pools=self.worker_pools,
             enable_execute_command=enable_execute_command,
         )
         if self.image_mirror is not None:
@@ -473,13 +489,35 @@ class AirflowEnvironment(Construct):
                 scale_in_cooldown=scale_in_cooldown or DEFAULT_SCALE_IN_COOLDOWN,
                 kms_key=kms_key,
             )
+        self.pool_autoscalers: dict[str, WorkerAutoscaler] = {}
+        """Each worker pool's autoscaler, by its Celery queue."""
+        for pool in self.worker_pools:
+            self.pool_autoscalers[pool.queue] = WorkerAutoscaler(
+                self,
+                f"WorkerPoolAutoscaler-{pool.queue}",
+                environment_name=self.environment_name,
+                queue=self.broker.pool_queues[pool.queue],
+                cluster=self.services.cluster,
+                worker_service=self.services.worker_pools[pool.queue],
+                worker_task_role=self.execution_role,
+                min_workers=pool.min_workers,
+                max_workers=pool.max_workers,
+                tasks_per_worker=self.spec.tasks_per_worker,
+                placement=placement,
+                scale_in_cooldown=scale_in_cooldown or DEFAULT_SCALE_IN_COOLDOWN,
+                kms_key=kms_key,
+                worker_pool=pool.queue,
+            )
 
         self.monitoring = AirflowMonitoring(
             self,
             "Monitoring",
             environment_name=self.environment_name,
             max_workers=self.max_workers,
-            services=self.services.services,
+            services={
+                **self.services.services,
+                **{f"worker:{q}": svc for q, svc in self.services.worker_pools.items()},
+            },
             dag_sync=self.dag_sync.function,
             autoscaler=self.autoscaler.function if self.autoscaler else None,
             database=self.database.cluster,

@@ -61,6 +61,11 @@ class EnvironmentClassSpec:
     def triggerer(self) -> TaskSize:
         return self.webserver
 
+    @property
+    def execution_api(self) -> TaskSize:
+        """The Task Execution API server (Airflow 3): the web server's size."""
+        return self.webserver
+
 
 def _size(vcpu: float, memory_gb: int) -> TaskSize:
     return TaskSize(cpu=int(vcpu * 1024), memory_mib=memory_gb * 1024)

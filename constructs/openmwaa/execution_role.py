@@ -26,7 +26,8 @@ class ExecutionRole(Construct):
       CloudWatch task handler (watchtower) looks its group up with it before it writes, and AWS
       authorizes the action only against `log-group:*`, never a single group (MWAA's policy
       grants it on `*`);
-    - use the Celery broker queue (send, receive, delete, change visibility, attributes);
+    - use the Celery broker queues, the environment's and each worker pool's (send, receive,
+      delete, change visibility, attributes);
     - read secrets under `airflow/connections/*` and `airflow/variables/*` (the Secrets
       Manager backend, as MWAA documents it);
     - `cloudwatch:PutMetricData` for custom metrics from DAGs (the action has no resource
@@ -43,7 +44,7 @@ class ExecutionRole(Construct):
         *,
         environment_name: str,
         bucket: s3.IBucket,
-        queue: sqs.IQueue,
+        queues: list[sqs.IQueue],
         log_groups: list[logs.ILogGroup],
         kms_key: kms.IKey | None = None,
     ) -> None:
@@ -55,8 +56,9 @@ class ExecutionRole(Construct):
             description=f"Airflow environment {environment_name}: the role Airflow runs as",
         )
         bucket.grant_read(self.role)
-        queue.grant_consume_messages(self.role)
-        queue.grant_send_messages(self.role)
+        for queue in queues:
+            queue.grant_consume_messages(self.role)
+            queue.grant_send_messages(self.role)
         for group in log_groups:
             group.grant_write(self.role)
             group.grant_read(self.role)

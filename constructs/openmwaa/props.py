@@ -56,3 +56,27 @@ class LoggingConfiguration:
     webserver: ModuleLogging = field(default_factory=ModuleLogging)
     worker: ModuleLogging = field(default_factory=ModuleLogging)
     retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    """An extra pool of Celery workers, for the tasks sent to one Celery queue.
+
+    A DAG picks the pool per task with the operator's `queue` argument
+    (`BashOperator(..., queue="long-running")`). The pool has its own SQS queue, its own ECS
+    service (the environment class's worker size) and its own autoscaler, which reads only its
+    queue; tasks of other queues never reach it. The use it is made for: keep long tasks off
+    Fargate Spot. A Spot interruption or a stop that bypasses protection gives a worker
+    120 s (Fargate's most), so with `worker_fargate_spot=True`, send tasks that run longer
+    than that to a pool with `fargate_spot=False` (docs/operations.md).
+    """
+
+    queue: str
+    """The Celery queue name DAGs use: 1 to 40 lowercase letters, digits and `-`, a letter
+    first; not `default` (which names the environment's own queue)."""
+    min_workers: int = 0
+    """Fewest workers, 0 to the class's max workers. Default: 0 (the pool costs nothing idle)."""
+    max_workers: int = 5
+    """Most workers, 1 to the class's max workers, at least `min_workers`. Default: 5."""
+    fargate_spot: bool = False
+    """Run this pool on Fargate Spot. Default: False (on-demand, never reclaimed)."""

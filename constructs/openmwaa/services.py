@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -16,17 +16,47 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from .airflow_secrets import AirflowSecrets
-from .container_environment import SYNC_ROOT, ContainerSettings, container_environment
+from .container_environment import (
+    SERVER_PORTS,
+    SYNC_ROOT,
+    ContainerSettings,
+    container_environment,
+)
 from .environment_class import EnvironmentClassSpec, TaskSize
 from .log_groups import AirflowLogGroups
+from .props import WorkerPool
 from .runtime_bundle import RUNTIME_ENTRY_POINT, RUNTIME_ENV_VAR, runtime_bundle_b64
+from .versions import is_airflow_2
 
 RUNTIME_VOLUME = "openmwaa-runtime"
 RUNTIME_DIR = "/opt/openmwaa"
 RUNTIME_PATH = f"{RUNTIME_DIR}/runtime.pyz"
 SYNC_VOLUME = "airflow-sync"
-API_SERVER_DNS_NAME = "api-server"
+EXECUTION_API_DNS_NAME = "execution-api"
+"""The Task Execution API service's Cloud Map name, in the environment's namespace."""
 WORKER_STOP_TIMEOUT = Duration.seconds(120)
+"""How long ECS waits after SIGTERM before it kills a worker: Fargate's maximum."""
+EXECUTION_API_CPU_TARGET_PERCENT = 70
+
+EXECUTION_API_HEALTH_COMMAND = [
+    "CMD",
+    "python",
+    "-c",
+    "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/execution/health'"
+    " % os.environ['OPENMWAA_API_SERVER_PORT'], timeout=5).read()",
+]
+"""The execution-api container's health check: its health route answers 200. ECS puts the
+task's address in Cloud Map only while it is healthy, so workers never resolve a server that
+is still starting (its start-up steps can take minutes)."""
+EXECUTION_API_HEALTH_CHECK = ecs.HealthCheck(
+    command=EXECUTION_API_HEALTH_COMMAND,
+    interval=Duration.seconds(10),
+    timeout=Duration.seconds(5),
+    retries=10,
+    start_period=Duration.seconds(300),
+)
+"""Checked every 10 s; a task that does not answer within 400 s of its start (startup.sh at
+its 5-minute limit and a normal boot), or that stops answering for 100 s, is replaced."""
 
 RUNTIME_INSTALL_COMMAND = [
     "/bin/bash",
@@ -53,8 +83,28 @@ SCHEDULER = Component("scheduler", "Scheduler", "scheduler")
 DAG_PROCESSOR = Component("dag-processor", "DagProcessor", "dag_processing")
 TRIGGERER = Component("triggerer", "Triggerer", "triggerer")
 API_SERVER = Component("api-server", "ApiServer", "webserver")
+EXECUTION_API = Component("execution-api", "ExecutionApi", "webserver")
 WORKER = Component("worker", "Worker", "worker")
-COMPONENTS = (SCHEDULER, DAG_PROCESSOR, TRIGGERER, API_SERVER, WORKER)
+COMPONENTS = (SCHEDULER, DAG_PROCESSOR, TRIGGERER, API_SERVER, EXECUTION_API, WORKER)
+
+
+def components_for(airflow_version: str) -> tuple[Component, ...]:
+    """The components an Airflow version runs: no Task Execution API before Airflow 3."""
+    if is_airflow_2(airflow_version):
+        return tuple(c for c in COMPONENTS if c is not EXECUTION_API)
+    return COMPONENTS
+
+
+def execution_api_host(
+    airflow_version: str, spec: EnvironmentClassSpec, namespace_name: str
+) -> str:
+    """Where the Task Execution API is reached: `localhost` in mw1.micro's single task,
+    otherwise its service's Cloud Map name (`""` on Airflow 2, which has none)."""
+    if is_airflow_2(airflow_version):
+        return ""
+    if spec.all_in_one:
+        return "localhost"
+    return f"{EXECUTION_API_DNS_NAME}.{namespace_name}"
 
 
 def add_sync_volume(
@@ -101,17 +151,22 @@ class AirflowServices(Construct):
     """The ECS cluster (Container Insights on) and the Airflow services on Fargate.
 
     One service per component, sized by the environment class: `scheduler` (`schedulers`
-    tasks), `dag_processor` (1), `triggerer` (1), `api_server` (`min_webservers`; scaled up
-    to `max_webservers` by the web access construct), `worker` (started at one task; the
-    autoscaler owns its desired count between `min_workers` and `max_workers`). mw1.micro
-    runs all five components as containers of one task (`all_in_one`), as MWAA does.
+    tasks), `dag_processor` (1), `triggerer` (1), `api_server` (the UI and REST API:
+    `min_webservers` tasks; scaled up to `max_webservers` by the web access construct),
+    `execution_api` (Airflow 3's Task Execution API, which workers and triggerers call for
+    every task's state and heartbeats: `min_webservers` tasks, scaled on CPU up to
+    `max_webservers`, reached only inside the VPC through its Cloud Map name
+    `execution-api.<namespace>`, never through the load balancer) and `worker` (started at
+    one task; the autoscaler owns its desired count between `min_workers` and
+    `max_workers`). The Task Execution API runs apart from the UI so that no load on the UI
+    can stall task heartbeats. mw1.micro runs every component as a container of one task
+    (`all_in_one`), as MWAA does; its workers reach the execution API on `localhost`.
 
     Each task runs the image (`image`, default the stock `apache/airflow` image for the
     version) and a short-lived init container that writes the openmwaa runtime into a task
-    volume; the Airflow containers run it, and it execs the component. The api-server is
-    registered in Cloud Map as `api-server.<namespace>` so workers reach the Task Execution
-    API inside the VPC whatever the web access mode. Deployments roll with a circuit breaker
-    that rolls back; workers get 120 s to finish on stop (Celery warm shutdown).
+    volume; the Airflow containers run it, and it execs the component. Deployments roll with
+    a circuit breaker that rolls back; workers get 120 s to finish on stop (Celery warm
+    shutdown).
     """
 
     def __init__(
@@ -120,6 +175,7 @@ class AirflowServices(Construct):
         construct_id: str,
         *,
         spec: EnvironmentClassSpec,
+        airflow_version: str,
         vpc: ec2.IVpc,
         vpc_subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
@@ -133,8 +189,10 @@ class AirflowServices(Construct):
         image: ecs.ContainerImage,
         schedulers: int,
         min_webservers: int,
+        max_webservers: int,
         namespace_name: str,
         worker_fargate_spot: bool = False,
+        worker_pools: Sequence[WorkerPool] = (),
         enable_execute_command: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -149,6 +207,7 @@ class AirflowServices(Construct):
         self._settings = settings
         self._image = image
         self._enable_execute_command = enable_execute_command
+        self.components = components_for(airflow_version)
 
         self.cluster = ecs.Cluster(
             self,
@@ -157,34 +216,42 @@ class AirflowServices(Construct):
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             # Only Spot needs capacity providers; associating them can fail in a fresh
             # account whose ECS service-linked role is not ready, so avoid it otherwise.
-            enable_fargate_capacity_providers=worker_fargate_spot,
+            enable_fargate_capacity_providers=worker_fargate_spot
+            or any(pool.fargate_spot for pool in worker_pools),
         )
-        self.namespace = servicediscovery.PrivateDnsNamespace(
-            self,
-            "Namespace",
-            name=namespace_name,
-            vpc=vpc,
-            description="Airflow components: the api-server's internal name",
-        )
-        self.api_server_host = f"{API_SERVER_DNS_NAME}.{namespace_name}"
         self.services: dict[str, ecs.FargateService] = {}
         self.task_definitions: dict[str, ecs.FargateTaskDefinition] = {}
+        self.worker_pools: dict[str, ecs.FargateService] = {}
+        """Each worker pool's service, by its Celery queue (the autoscaler owns its count)."""
+        self._pool_task_definitions: dict[str, ecs.FargateTaskDefinition] = {}
+        self.namespace: servicediscovery.PrivateDnsNamespace | None = None
+        """The private DNS namespace of the Task Execution API's name (Airflow 3 classes
+        above mw1.micro only)."""
 
         if spec.all_in_one:
             task = self._task_definition("AllInOne", spec.worker, "scheduler")
-            for component in COMPONENTS:
+            for component in self.components:
                 self._airflow_container(task, component)
             service = self._service("AllInOne", task, desired_count=1, api_server=True)
-            for component in COMPONENTS:
+            for component in self.components:
                 self.services[component.name] = service
                 self.task_definitions[component.name] = task
             return
 
+        if EXECUTION_API in self.components:
+            self.namespace = servicediscovery.PrivateDnsNamespace(
+                self,
+                "Namespace",
+                name=namespace_name,
+                vpc=vpc,
+                description="Airflow components: the Task Execution API's internal name",
+            )
         sizes: Mapping[Component, TaskSize] = {
             SCHEDULER: spec.scheduler,
             DAG_PROCESSOR: spec.dag_processor,
             TRIGGERER: spec.triggerer,
             API_SERVER: spec.webserver,
+            EXECUTION_API: spec.execution_api,
             WORKER: spec.worker,
         }
         counts: Mapping[Component, int | None] = {
@@ -192,9 +259,10 @@ class AirflowServices(Construct):
             DAG_PROCESSOR: 1,
             TRIGGERER: 1,
             API_SERVER: min_webservers,
+            EXECUTION_API: min_webservers,
             WORKER: None,
         }
-        for component in COMPONENTS:
+        for component in self.components:
             task = self._task_definition(
                 component.construct_id, sizes[component], component.log_type
             )
@@ -205,25 +273,43 @@ class AirflowServices(Construct):
                 task,
                 desired_count=counts[component],
                 api_server=component is API_SERVER,
+                execution_api=component is EXECUTION_API,
                 spot=component is WORKER and worker_fargate_spot,
+            )
+        for pool in worker_pools:
+            construct_id = f"WorkerPool-{pool.queue}"
+            task = self._task_definition(construct_id, spec.worker, WORKER.log_type)
+            self._airflow_container(task, WORKER, worker_queue=pool.queue)
+            self._pool_task_definitions[pool.queue] = task
+            self.worker_pools[pool.queue] = self._service(
+                construct_id, task, desired_count=None, spot=pool.fargate_spot
+            )
+        if EXECUTION_API in self.components and max_webservers > min_webservers:
+            scaling = self.services[EXECUTION_API.name].auto_scale_task_count(
+                min_capacity=min_webservers, max_capacity=max_webservers
+            )
+            scaling.scale_on_cpu_utilization(
+                "Cpu", target_utilization_percent=EXECUTION_API_CPU_TARGET_PERCENT
             )
 
     @property
     def all_services(self) -> list[ecs.FargateService]:
-        """Each distinct service once (mw1.micro has one)."""
+        """Each distinct service once (mw1.micro has one), worker pools' included."""
         unique: dict[str, ecs.FargateService] = {}
-        for service in self.services.values():
+        for service in [*self.services.values(), *self.worker_pools.values()]:
             unique[service.node.path] = service
         return list(unique.values())
 
     def add_environment(self, environment: Mapping[str, str]) -> None:
         """Add plain variables to every Airflow container (not the init container): values
         known only after the services exist, such as the environment's URL."""
-        for component in COMPONENTS:
-            task = self.task_definitions[component.name]
-            container = task.find_container(component.name)
+        containers = [(self.task_definitions[c.name], c.name) for c in self.components] + [
+            (task, WORKER.name) for task in self._pool_task_definitions.values()
+        ]
+        for task, container_name in containers:
+            container = task.find_container(container_name)
             if container is None:
-                raise ValueError(f"no container {component.name} in {task.node.path}")
+                raise ValueError(f"no container {container_name} in {task.node.path}")
             for name, value in environment.items():
                 container.add_environment(name, value)
 
@@ -253,7 +339,7 @@ class AirflowServices(Construct):
         return task
 
     def _airflow_container(
-        self, task: ecs.FargateTaskDefinition, component: Component
+        self, task: ecs.FargateTaskDefinition, component: Component, worker_queue: str = ""
     ) -> ecs.ContainerDefinition:
         log_settings = self._log_groups.settings(component.log_type)
         level = (
@@ -278,19 +364,30 @@ class AirflowServices(Construct):
             entry_point=RUNTIME_ENTRY_POINT,
             command=AIRFLOW_COMMAND,
             environment=container_environment(
-                self._settings, component=component.name, log_level=level.value
+                self._settings,
+                component=component.name,
+                log_level=level.value,
+                worker_queue=worker_queue,
             ),
             secrets=secrets,
             logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=component.name,
+                stream_prefix=f"{component.name}-{worker_queue}"
+                if worker_queue
+                else component.name,
                 log_group=self._log_groups.group(component.log_type),
             )
             if log_settings.enabled
             else None,
             stop_timeout=WORKER_STOP_TIMEOUT if component is WORKER else None,
-            port_mappings=[ecs.PortMapping(container_port=8080, name="api")]
-            if component is API_SERVER
+            port_mappings=[
+                ecs.PortMapping(
+                    container_port=SERVER_PORTS[component.name],
+                    name="api" if component is API_SERVER else "execution",
+                )
+            ]
+            if component.name in SERVER_PORTS
             else None,
+            health_check=EXECUTION_API_HEALTH_CHECK if component is EXECUTION_API else None,
         )
         container.add_mount_points(
             ecs.MountPoint(container_path=SYNC_ROOT, source_volume=SYNC_VOLUME, read_only=True),
@@ -314,6 +411,7 @@ class AirflowServices(Construct):
         *,
         desired_count: int | None,
         api_server: bool = False,
+        execution_api: bool = False,
         spot: bool = False,
     ) -> ecs.FargateService:
         service = ecs.FargateService(
@@ -338,12 +436,12 @@ class AirflowServices(Construct):
             if spot
             else None,
             cloud_map_options=ecs.CloudMapOptions(
-                name=API_SERVER_DNS_NAME,
+                name=EXECUTION_API_DNS_NAME,
                 cloud_map_namespace=self.namespace,
                 dns_record_type=servicediscovery.DnsRecordType.A,
                 dns_ttl=Duration.seconds(10),
             )
-            if api_server
+            if execution_api and self.namespace is not None
             else None,
         )
         if spot:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from aws_cdk import Duration, RemovalPolicy, Token
 
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
-from .props import WebserverAccessMode
+from .props import WebserverAccessMode, WorkerPool
 from .runtime import PROTECTED_OPTIONS, is_protected_option
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
 ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
+WORKER_POOL_QUEUE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 CONFIG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 VALIDATION_ONLY_PROTECTED_OPTIONS: frozenset[str] = frozenset(
@@ -74,6 +75,7 @@ class EnvironmentSettings:
     scale_in_cooldown: Duration | None = None
     removal_policy: object = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
     deletion_protection: object = True
+    worker_pools: Sequence[object] = ()
 
 
 MAX_SCALE_IN_COOLDOWN = Duration.hours(6)
@@ -146,6 +148,48 @@ def check_workers(s: EnvironmentSettings) -> list[str]:
             f"max_workers: got {s.max_workers}, less than min_workers {s.min_workers}; "
             "allowed: max_workers >= min_workers"
         )
+    return problems
+
+
+def check_worker_pools(s: EnvironmentSettings) -> list[str]:
+    spec = _spec(s)
+    top = spec.max_workers if spec else 200
+    if spec is not None and spec.all_in_one and s.worker_pools:
+        return [
+            f"worker_pools: {s.environment_class} runs one worker inside its single task; "
+            "allowed: no worker pools (choose mw1.small or larger)"
+        ]
+    problems = []
+    seen: set[str] = set()
+    for index, pool in enumerate(s.worker_pools):
+        where = f"worker_pools[{index}]"
+        if not isinstance(pool, WorkerPool):
+            problems.append(f"{where}: got {type(pool).__name__}; allowed: a WorkerPool")
+            continue
+        if not isinstance(pool.queue, str) or not WORKER_POOL_QUEUE_PATTERN.match(pool.queue):
+            problems.append(
+                f"{where}.queue: got {pool.queue!r}; allowed: 1-40 lowercase letters, digits "
+                "or '-', a letter first"
+            )
+        elif pool.queue == "default":
+            problems.append(
+                f"{where}.queue: got 'default'; allowed: any other name ('default' is the "
+                "environment's own queue)"
+            )
+        elif pool.queue in seen:
+            problems.append(f"{where}.queue: got {pool.queue!r} twice; allowed: unique names")
+        seen.add(str(pool.queue))
+        if not 0 <= pool.min_workers <= top:
+            problems.append(f"{where}.min_workers: got {pool.min_workers}; allowed: 0 to {top}")
+        if not 1 <= pool.max_workers <= top:
+            problems.append(f"{where}.max_workers: got {pool.max_workers}; allowed: 1 to {top}")
+        if pool.max_workers < pool.min_workers:
+            problems.append(
+                f"{where}.max_workers: got {pool.max_workers}, less than min_workers "
+                f"{pool.min_workers}; allowed: max_workers >= min_workers"
+            )
+        if not isinstance(pool.fargate_spot, bool):
+            problems.append(f"{where}.fargate_spot: got {pool.fargate_spot!r}; allowed: a bool")
     return problems
 
 
@@ -346,6 +390,7 @@ RULES: tuple[Rule, ...] = (
     check_airflow_version,
     check_schedulers,
     check_workers,
+    check_worker_pools,
     check_webservers,
     check_access_mode,
     check_custom_domain,

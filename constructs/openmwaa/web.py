@@ -15,8 +15,8 @@ from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
 
-from .container_environment import API_SERVER_PORT
 from .props import WebserverAccessMode
+from .runtime.config import API_SERVER_PORT
 
 CPU_TARGET_PERCENT = 70
 REQUESTS_PER_TARGET = 1000

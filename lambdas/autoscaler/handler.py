@@ -38,6 +38,7 @@ METRIC_RUNNING = "RunningTasks"
 METRIC_DESIRED = "DesiredWorkers"
 METRIC_RUNNING_WORKERS = "RunningWorkers"
 DIMENSION = "Environment"
+POOL_DIMENSION = "WorkerPool"
 SCHEDULE_PERIOD_SECONDS = 60.0
 """How often EventBridge starts an invocation (the construct's schedule)."""
 DELIVERY_ALLOWANCE_SECONDS = 15.0
@@ -79,6 +80,8 @@ class Settings:
     metric_namespace: str
     environment_name: str
     table_name: str
+    worker_pool: str = ""
+    """The worker pool's Celery queue; empty for the environment's own workers."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -150,6 +153,7 @@ class Settings:
             metric_namespace=namespace,
             environment_name=environment,
             table_name=table,
+            worker_pool=env.get("WORKER_POOL", "").strip(),
         )
 
 
@@ -339,6 +343,8 @@ class AwsIO:
     def publish(self, samples: Sequence[Sample]) -> int:
         """Put every sample's metrics, batched; returns the number of PutMetricData calls."""
         dimensions = [{"Name": DIMENSION, "Value": self._s.environment_name}]
+        if self._s.worker_pool:
+            dimensions.append({"Name": POOL_DIMENSION, "Value": self._s.worker_pool})
         datums: list[dict[str, Any]] = []
         for sample in samples:
             stamp = datetime.fromtimestamp(sample.at, UTC)

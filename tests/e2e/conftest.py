@@ -57,7 +57,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNC_FIXTURE = Path(__file__).resolve().parent / "sync"
 READY_TIMEOUT = 420.0
 INIT_TIMEOUT = 60.0
-COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "worker")
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "execution-api", "worker")
 
 
 class MotoClients:
@@ -106,6 +106,7 @@ class AirflowUnderTest:
     source: str
     work_dir: Path
     api_url: str
+    execution_api_url: str
     admin_username: str
     admin_password: str
     queue_name: str
@@ -266,9 +267,14 @@ def _roles_to_run_as(template: dict[str, Any], tasks: list[TaskSpec]) -> set[str
 
 
 def _health(env: AirflowUnderTest) -> bool:
+    """The UI's health endpoint says every component is healthy, and the Task Execution API
+    answers its health route."""
     health = env.request("GET", "/api/v2/monitor/health", auth=False)
     wanted = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-    return all(health.get(name, {}).get("status") == "healthy" for name in wanted)
+    if not all(health.get(name, {}).get("status") == "healthy" for name in wanted):
+        return False
+    with urllib.request.urlopen(f"{env.execution_api_url}/health", timeout=10) as response:
+        return bool(json.load(response).get("status") == "healthy")
 
 
 def _dag_sync_bucket(template: dict[str, Any], provisioned: Provisioned) -> str:
@@ -332,6 +338,7 @@ def airflow_session(
             work_dir=work_dir / "tasks",
             moto_endpoint=moto.endpoint,
             api_port=free_port(),
+            execution_api_port=free_port(),
             worker_log_port=free_port(),
             trigger_log_port=free_port(),
         )
@@ -383,6 +390,7 @@ def airflow_session(
             source=source,
             work_dir=work_dir,
             api_url=f"http://127.0.0.1:{paths.api_port}",
+            execution_api_url=f"http://127.0.0.1:{paths.execution_api_port}/execution",
             admin_username=admin["username"],
             admin_password=admin["password"],
             queue_name=api_env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
@@ -412,7 +420,14 @@ def airflow_session(
         yield env
     finally:
         if env is not None:
-            for name in ("api-server", "dag-processor", "triggerer", "worker", "scheduler"):
+            for name in (
+                "api-server",
+                "dag-processor",
+                "triggerer",
+                "worker",
+                "execution-api",
+                "scheduler",
+            ):
                 if name in env.processes:
                     env.processes[name].stop(grace=30)
         moto.stop()

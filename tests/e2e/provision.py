@@ -29,6 +29,7 @@ from .cfn import (
     UnresolvableError,
     parse_secret_reference,
     resources_of_type,
+    task_specs,
 )
 from .localenv import LocalPostgres
 from .principals import Credentials
@@ -58,8 +59,9 @@ What the test changes in each container, and why (everything else is the templat
    template (on ECS they come from the task role), and moto enforces IAM with AWS's resource
    ARNs and condition keys (tests/e2e/iam.py): a call the role does not allow fails as it
    would on AWS.
-5. Network: the api-server's Cloud Map name in AIRFLOW__CORE__EXECUTION_API_SERVER_URL
-   becomes 127.0.0.1, and its port (OPENMWAA_API_SERVER_PORT) a free local port; the load
+5. Network: the execution-api's Cloud Map name (or localhost) in
+   AIRFLOW__CORE__EXECUTION_API_SERVER_URL becomes 127.0.0.1, and the port of each server
+   (OPENMWAA_API_SERVER_PORT of the api-server and of the execution-api) a free local port; the load
    balancer's DNS name (in the environment's URL, [api] base_url) becomes 127.0.0.1 and that
    port, since the test calls the api-server directly where users go through the ALB; the
    worker's and triggerer's log-serving ports become free ports (on ECS each task has its
@@ -318,6 +320,15 @@ def secret_value(value_from: str, secret_values: Mapping[str, str]) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def execution_api_port(template: Mapping[str, Any]) -> str:
+    """The port the template's execution-api container listens on (OPENMWAA_API_SERVER_PORT)."""
+    for task in task_specs(template):
+        for container in task.containers:
+            if container.component == "execution-api":
+                return str(container.environment.get("OPENMWAA_API_SERVER_PORT", ""))
+    raise AssertionError("the template sets an execution API URL but has no execution-api")
+
+
 def cloud_map_names(template: Mapping[str, Any]) -> set[str]:
     """``<service>.<namespace>`` of every Cloud Map service in the template."""
     namespaces = {
@@ -362,6 +373,7 @@ class LocalPaths:
     work_dir: Path
     moto_endpoint: str
     api_port: int
+    execution_api_port: int
     worker_log_port: int
     trigger_log_port: int
 
@@ -462,24 +474,28 @@ def launch_spec(
     execution_url = template_env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL")
     if execution_url is not None:
         parts = urlsplit(execution_url)
-        names = cloud_map_names(template)
+        in_this_task = any(c.component == "execution-api" for c in task.containers)
+        names = cloud_map_names(template) | ({"localhost"} if in_this_task else set())
         if parts.hostname not in names:
             raise AssertionError(
                 f"{label}: execution API host {parts.hostname!r} is none of the template's "
                 f"Cloud Map names {sorted(names)}"
             )
-        if str(parts.port) != template_env.get("OPENMWAA_API_SERVER_PORT", "8080"):
+        if str(parts.port) != execution_api_port(template):
             raise AssertionError(
-                f"{label}: execution API port {parts.port} is not the api-server's"
+                f"{label}: execution API port {parts.port} is not the execution-api's"
             )
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = urlunsplit(
-            parts._replace(netloc=f"127.0.0.1:{paths.api_port}")
+            parts._replace(netloc=f"127.0.0.1:{paths.execution_api_port}")
         )
     for name, value in env.items():
         if LOAD_BALANCER_DNS_NAME in value:
             env[name] = value.replace(LOAD_BALANCER_DNS_NAME, f"127.0.0.1:{paths.api_port}")
-    if component is not None:
+    if component == "api-server":
         env["OPENMWAA_API_SERVER_PORT"] = str(paths.api_port)
+    elif component == "execution-api":
+        env["OPENMWAA_API_SERVER_PORT"] = str(paths.execution_api_port)
+    if component is not None:
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(paths.worker_log_port)
         env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(paths.trigger_log_port)
     return LaunchSpec(

@@ -14,12 +14,16 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import subprocess
+import urllib.error
 import urllib.parse
+import urllib.request
 from typing import Any
 
 import pytest
 
 from .conftest import AirflowUnderTest
+from .localenv import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -145,3 +149,58 @@ def test_api_server_knows_its_url_and_trusts_the_load_balancer(airflow: AirflowU
     assert https_cookies and all("Secure" in c for c in https_cookies), https_cookies
     direct_cookies = direct.headers.get_all("Set-Cookie") or []
     assert direct_cookies and not any("Secure" in c for c in direct_cookies), direct_cookies
+
+
+def _container_definition(airflow: AirflowUnderTest, name: str) -> Any:
+    for resource in airflow.template["Resources"].values():
+        if resource["Type"] == "AWS::ECS::TaskDefinition":
+            for definition in resource["Properties"]["ContainerDefinitions"]:
+                if definition["Name"] == name:
+                    return definition
+    raise AssertionError(f"no container definition {name}")
+
+
+def _json(url: str, token: str = "") -> Any:
+    """The JSON a GET of ``url`` answers, or None (an error status or another content type:
+    the UI server answers unknown paths with its single-page app's HTML)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=30
+        ) as response:
+            if "json" not in response.headers.get("Content-Type", ""):
+                return None
+            return json.load(response)
+    except urllib.error.HTTPError:
+        return None
+
+
+def test_the_task_execution_api_runs_apart_from_the_ui(airflow: AirflowUnderTest) -> None:
+    """Workers' task calls go to the execution-api server; the UI server serves none of them,
+    and the execution-api server serves no UI or REST API (so no UI load can stall them)."""
+    execution_root = airflow.execution_api_url.removesuffix("/execution")
+    assert _json(f"{airflow.execution_api_url}/health") == {"status": "healthy"}
+    assert _json(f"{airflow.api_url}/execution/health") is None
+    assert "version" in _json(f"{airflow.api_url}/api/v2/version", airflow.token())
+    assert _json(f"{execution_root}/api/v2/version", airflow.token()) is None
+    worker_url = airflow.launches["worker"].env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+    assert worker_url.startswith(airflow.execution_api_url)
+
+
+def test_the_execution_api_health_check_passes_on_a_running_server(
+    airflow: AirflowUnderTest,
+) -> None:
+    """ECS runs this command to decide when the server's address goes into Cloud Map: run it
+    as ECS would (in the container's environment), against the running server."""
+    check = _container_definition(airflow, "execution-api")["HealthCheck"]
+    assert check["Command"][0] == "CMD"
+    launch = airflow.launches["execution-api"]
+    result = subprocess.run(
+        check["Command"][1:], env=launch.env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    stopped = dict(launch.env, OPENMWAA_API_SERVER_PORT=str(free_port()))
+    failed = subprocess.run(
+        check["Command"][1:], env=stopped, capture_output=True, text=True, timeout=30
+    )
+    assert failed.returncode != 0, "the health check passes with no server listening"

@@ -324,6 +324,28 @@ def test_publishes_the_four_metrics_with_the_environment_dimension(aws, clock):
     assert maxima == {"queuedtasks": 5.0, "runningtasks": 2.0, "desiredworkers": 2.0}
 
 
+def test_a_worker_pool_publishes_under_its_own_dimension(aws, clock):
+    pool = replace(aws.settings, worker_pool="long-running")
+    aws.enqueue(3)
+    io = handler.AwsIO(pool, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
+    handler.run_invocation(pool, io, clock=clock.now, sleep=clock.sleep, budget_seconds=10)
+    metrics = aws.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
+    assert metrics and all(
+        m["Dimensions"]
+        == [
+            {"Name": "Environment", "Value": ENV_NAME},
+            {"Name": "WorkerPool", "Value": "long-running"},
+        ]
+        for m in metrics
+    ), "a pool's metrics must not mix with the environment's own workers'"
+
+
+def test_settings_read_the_worker_pool() -> None:
+    env = {**ENV, "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q"}
+    assert handler.Settings.from_env(env).worker_pool == ""
+    assert handler.Settings.from_env({**env, "WORKER_POOL": "gpu"}).worker_pool == "gpu"
+
+
 # --- faults ----------------------------------------------------------------------------
 
 

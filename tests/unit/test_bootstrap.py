@@ -135,7 +135,15 @@ def test_api_server_creates_the_admin_user_with_the_password_on_stdin(
     assert recorded[1].startswith("airflow users create --username admin --role Admin")
     assert "pw" not in recorded[1]
     assert recorded[2] == "stdin pw pw"
-    assert result.args_ == ["airflow", "api-server", "--port", "8080", "--proxy-headers"]
+    assert result.args_ == [
+        "airflow",
+        "api-server",
+        "--apps",
+        "core",
+        "--port",
+        "8080",
+        "--proxy-headers",
+    ]
     assert result.env["FORWARDED_ALLOW_IPS"] == "*"
     assert "OPENMWAA_ADMIN_SECRET" not in result.env
 

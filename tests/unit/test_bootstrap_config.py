@@ -287,13 +287,23 @@ def test_startup_exports_keep_user_variables_and_reject_reserved_ones() -> None:
         ("scheduler", 3, ["airflow", "scheduler"]),
         ("dag-processor", 3, ["airflow", "dag-processor"]),
         ("triggerer", 3, ["airflow", "triggerer"]),
-        ("api-server", 3, ["airflow", "api-server", "--port", "8080", "--proxy-headers"]),
+        (
+            "api-server",
+            3,
+            ["airflow", "api-server", "--apps", "core", "--port", "8080", "--proxy-headers"],
+        ),
         ("api-server", 2, ["airflow", "webserver", "--port", "8080"]),
+        ("execution-api", 3, ["airflow", "api-server", "--apps", "execution", "--port", "8080"]),
         ("worker", 3, ["airflow", "celery", "worker"]),
     ],
 )
 def test_airflow_command(component: str, major: int, expected: list[str]) -> None:
     assert config.airflow_command(component, major, "8080") == expected
+
+
+def test_airflow_2_has_no_execution_api_component() -> None:
+    with pytest.raises(ConfigError, match="execution-api needs Airflow 3"):
+        config.airflow_command("execution-api", 2, "8081")
 
 
 def test_fails_when_component_is_unknown() -> None:

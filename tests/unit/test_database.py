@@ -87,7 +87,7 @@ def test_database_deletion_protection_is_turned_on_by_a_custom_resource(
 def test_database_deletion_protection_runs_after_every_service(default_template) -> None:
     _, resource = _protection(default_template)
     services = default_template.find_resources("AWS::ECS::Service")
-    assert len(services) == 5
+    assert len(services) == 6
     assert set(services) <= set(resource["DependsOn"])
     assert _cluster_id(default_template) in resource["DependsOn"]
 

@@ -16,6 +16,7 @@ COMPONENT_SIZES = {  # mw1.small
     "dag-processor": ("1024", "2048"),
     "triggerer": ("512", "1024"),
     "api-server": ("512", "1024"),
+    "execution-api": ("512", "1024"),
     "worker": ("1024", "2048"),
 }
 
@@ -63,6 +64,7 @@ def test_services_desired_counts_follow_props(default_template) -> None:
         "DagProcessor": 1,
         "Triggerer": 1,
         "ApiServer": 2,
+        "ExecutionApi": 2,
         "Worker": None,
     }
 
@@ -170,21 +172,67 @@ def test_services_configure_celery_over_the_environment_queue(default_template) 
     assert environment["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "5"
 
 
-def test_services_execution_api_points_at_the_cloud_map_name(default_template) -> None:
-    environment = env_of(container(default_template, "worker"))
+@pytest.mark.parametrize("name", ["worker", "triggerer", "scheduler", "dag-processor"])
+def test_services_reach_the_execution_api_at_its_cloud_map_name(
+    default_template, name: str
+) -> None:
+    environment = env_of(container(default_template, name))
     assert environment["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
-        "http://api-server.openmwaa.airflow.internal:8080/execution/"
+        "http://execution-api.openmwaa.airflow.internal:8081/execution/"
     )
+
+
+def test_services_only_the_execution_api_is_in_cloud_map(default_template) -> None:
     default_template.has_resource_properties(
         "AWS::ServiceDiscovery::PrivateDnsNamespace", {"Name": "openmwaa.airflow.internal"}
     )
-    default_template.has_resource_properties(
-        "AWS::ServiceDiscovery::Service",
-        {
-            "Name": "api-server",
-            "DnsConfig": Match.object_like({"DnsRecords": [{"TTL": 10, "Type": "A"}]}),
-        },
+    [discovery] = default_template.find_resources("AWS::ServiceDiscovery::Service").values()
+    assert discovery["Properties"]["Name"] == "execution-api"
+    assert discovery["Properties"]["DnsConfig"]["DnsRecords"] == [{"TTL": 10, "Type": "A"}]
+    registered = [
+        logical_id
+        for logical_id, service in default_template.find_resources("AWS::ECS::Service").items()
+        if service["Properties"].get("ServiceRegistries")
+    ]
+    assert len(registered) == 1 and registered[0].startswith("AirflowServicesExecutionApi")
+
+
+def test_services_servers_listen_on_their_own_ports(default_template) -> None:
+    api = container(default_template, "api-server")
+    execution = container(default_template, "execution-api")
+    assert env_of(api)["OPENMWAA_API_SERVER_PORT"] == "8080"
+    assert env_of(execution)["OPENMWAA_API_SERVER_PORT"] == "8081"
+    assert api["PortMappings"][0]["ContainerPort"] == 8080
+    assert execution["PortMappings"][0]["ContainerPort"] == 8081
+    assert "OPENMWAA_API_SERVER_PORT" not in env_of(container(default_template, "worker"))
+
+
+def test_services_execution_api_is_healthy_only_when_its_route_answers(
+    default_template,
+) -> None:
+    check = container(default_template, "execution-api")["HealthCheck"]
+    assert check["Command"][:2] == ["CMD", "python"]
+    assert "/execution/health" in check["Command"][-1]
+    assert (check["Interval"], check["Retries"], check["StartPeriod"]) == (10, 10, 300)
+    assert "HealthCheck" not in container(default_template, "api-server")
+
+
+def test_services_execution_api_scales_on_cpu_between_the_webserver_counts() -> None:
+    template = template_of(min_webservers=2, max_webservers=4)
+    targets = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    [execution] = [t for k, t in targets.items() if "ExecutionApi" in k]
+    assert (execution["Properties"]["MinCapacity"], execution["Properties"]["MaxCapacity"]) == (
+        2,
+        4,
     )
+
+
+def test_services_airflow_2_has_no_execution_api() -> None:
+    template = template_of(airflow_version="2.11.2")
+    assert "execution-api" not in task_definitions(template)
+    template.resource_count_is("AWS::ServiceDiscovery::Service", 0)
+    template.resource_count_is("AWS::ServiceDiscovery::PrivateDnsNamespace", 0)
+    assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" not in env_of(container(template, "worker"))
 
 
 def test_services_task_logs_go_to_the_task_log_group(default_template) -> None:
@@ -242,6 +290,9 @@ def test_services_micro_runs_every_component_in_one_task() -> None:
     names = [c["Name"] for c in task["Properties"]["ContainerDefinitions"]]
     assert sorted(names) == sorted([*COMPONENT_SIZES, "openmwaa-runtime"])
     assert (task["Properties"]["Cpu"], task["Properties"]["Memory"]) == ("1024", "3072")
+    worker = env_of(container(template, "worker"))
+    assert worker["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == ("http://localhost:8081/execution/")
+    template.resource_count_is("AWS::ServiceDiscovery::PrivateDnsNamespace", 0)
 
 
 def test_services_accept_a_custom_image() -> None:
@@ -344,6 +395,29 @@ def test_services_task_queued_timeout_outlasts_a_worker_cold_start(default_templ
     for name in ("scheduler", "worker"):
         environment = env_of(container(default_template, name))
         assert environment["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT"] == "1200"
+
+
+@pytest.mark.parametrize(
+    ("version", "variable"),
+    [
+        ("3.3.2", "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"),
+        ("2.11.2", "AIRFLOW__SCHEDULER__SCHEDULER_ZOMBIE_TASK_THRESHOLD"),
+    ],
+)
+def test_services_notice_a_dead_worker_within_two_minutes(version: str, variable: str) -> None:
+    from openmwaa.container_environment import TASK_HEARTBEAT_TIMEOUT_SECONDS
+
+    template = template_of(airflow_version=version)
+    assert env_of(container(template, "scheduler"))[variable] == "90"
+    # The scheduler looks for them every 10 s (Airflow's default), and fails or retries them.
+    assert TASK_HEARTBEAT_TIMEOUT_SECONDS + 10 <= 120
+    overridden = template_of(
+        airflow_version=version,
+        airflow_configuration_options={
+            variable.removeprefix("AIRFLOW__").replace("__", ".", 1).lower(): "600"
+        },
+    )
+    assert env_of(container(overridden, "scheduler"))[variable] == "600"
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ def read_settings(env: Mapping[str, str], installed_airflow: str | None) -> Sett
     sync_root = env.get("OPENMWAA_SYNC_ROOT", "")
     if not sync_root:
         raise ConfigError("OPENMWAA_SYNC_ROOT is not set")
-    api_port = env.get("OPENMWAA_API_SERVER_PORT", "8080")
+    api_port = env.get("OPENMWAA_API_SERVER_PORT", str(config.API_SERVER_PORT))
     if not api_port.isdigit():
         raise ConfigError(f"OPENMWAA_API_SERVER_PORT is not a port number: {api_port!r}")
     python_version = ".".join(platform.python_version_tuple()[:2])
@@ -763,7 +763,12 @@ def prepare(
         LOG.info("no admin user to create (auth manager %s)", auth_manager or "default")
     if settings.component == "worker":
         airflow_env.update(worker_celery_env(airflow_env, runtime_import_root(), __package__))
-    command = config.airflow_command(settings.component, settings.major, settings.api_port)
+    command = config.airflow_command(
+        settings.component,
+        settings.major,
+        settings.api_port,
+        env.get(config.WORKER_QUEUE_VARIABLE, ""),
+    )
     return command, airflow_env
 
 

@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "worker")
-"""Values of ``OPENMWAA_COMPONENT``."""
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "execution-api", "worker")
+"""Values of ``OPENMWAA_COMPONENT``. ``execution-api`` exists on Airflow 3 only."""
+
+API_SERVER_PORT = 8080
+"""The port of the UI and REST API server (Airflow 3 api-server, Airflow 2 webserver)."""
+EXECUTION_API_PORT = 8081
+"""The port of the Task Execution API server (Airflow 3): distinct from the UI's, since
+mw1.micro runs both in one task, which has one network namespace."""
 
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
@@ -187,13 +193,34 @@ def fernet_key(seed: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()).decode()
 
 
-def predefined_queues(queue_name: str, queue_url: str) -> str:
-    """JSON of kombu's SQS ``predefined_queues``: the environment's queue, also as "default".
+POOL_QUEUES_VARIABLE = "OPENMWAA_CELERY_POOL_QUEUES"
+"""The worker pools' queues, ``name=url`` pairs separated by commas (every container)."""
+WORKER_QUEUE_VARIABLE = "OPENMWAA_CELERY_WORKER_QUEUE"
+"""The Celery queue a worker pool's workers consume (unset: the environment's queue)."""
+
+
+def parse_pool_queues(raw: str) -> dict[str, str]:
+    """``name=url,name=url`` -> ``{name: url}``; empty for an empty value."""
+    queues: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        name, sep, url = pair.partition("=")
+        if not sep or not name or not url.startswith(("https://", "http://")):
+            raise ConfigError(f"{POOL_QUEUES_VARIABLE}: {pair!r} is not name=<queue URL>")
+        queues[name] = url
+    return queues
+
+
+def predefined_queues(
+    queue_name: str, queue_url: str, pool_queues: Mapping[str, str] | None = None
+) -> str:
+    """JSON of kombu's SQS ``predefined_queues``: the environment's queue, also as "default",
+    and each worker pool's queue under its Celery queue name.
 
     A predefined queue needs no sqs:ListQueues/CreateQueue. "default" (Airflow's own default
-    queue name) maps to the same queue so a DAG that names it still runs.
+    queue name) maps to the environment's queue so a DAG that names it still runs.
     """
-    queues = {queue_name: {"url": queue_url}}
+    queues = {name: {"url": url} for name, url in (pool_queues or {}).items()}
+    queues[queue_name] = {"url": queue_url}
     if queue_name != "default":
         queues["default"] = {"url": queue_url}
     return json.dumps(queues, sort_keys=True)
@@ -235,7 +262,7 @@ def derived_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
         "celery.result_backend": celery_result_backend(db),
         "core.fernet_key": fernet_key(_required(env, "OPENMWAA_FERNET_SEED")),
         "celery_broker_transport_options.predefined_queues": predefined_queues(
-            queue_name, queue_url
+            queue_name, queue_url, parse_pool_queues(env.get(POOL_QUEUES_VARIABLE, ""))
         ),
         "celery_broker_transport_options.is_secure": str(queue_url.startswith("https://")),
         "operators.default_queue": queue_name,
@@ -313,8 +340,8 @@ def _reserved(name: str) -> bool:
     )
 
 
-def airflow_command(component: str, major: int, api_port: str) -> list[str]:
-    """The Airflow CLI command of a component."""
+def airflow_command(component: str, major: int, api_port: str, worker_queue: str = "") -> list[str]:
+    """The Airflow CLI command of a component; a pool's worker consumes `worker_queue` only."""
     if component == "scheduler":
         return ["airflow", "scheduler"]
     if component == "dag-processor":
@@ -324,10 +351,17 @@ def airflow_command(component: str, major: int, api_port: str) -> list[str]:
     if component == "api-server":
         if major < 3:
             return ["airflow", "webserver", "--port", api_port]
+        # The UI and the REST API only: the Task Execution API runs apart (execution-api).
         # Behind the load balancer: take the client's scheme and address from its
         # X-Forwarded-* headers (uvicorn's proxy headers; trusted per FORWARDED_ALLOW_IPS).
-        return ["airflow", "api-server", "--port", api_port, "--proxy-headers"]
+        return ["airflow", "api-server", "--apps", "core", "--port", api_port, "--proxy-headers"]
+    if component == "execution-api":
+        if major < 3:
+            raise ConfigError("OPENMWAA_COMPONENT execution-api needs Airflow 3")
+        return ["airflow", "api-server", "--apps", "execution", "--port", api_port]
     if component == "worker":
+        if worker_queue:
+            return ["airflow", "celery", "worker", "--queues", worker_queue]
         return ["airflow", "celery", "worker"]
     raise ConfigError(f"OPENMWAA_COMPONENT must be one of {', '.join(COMPONENTS)}: {component!r}")
 
