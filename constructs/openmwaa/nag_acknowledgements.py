@@ -315,8 +315,9 @@ FERNET_SEED_ROTATION = rotation(
     "connections and variables while both keys are active; a rotation Lambda cannot do that."
 )
 SIGNING_SECRET_ROTATION = rotation(
-    "A new value invalidates every issued API token and UI session, so it is rotated by "
-    "updating the secret and restarting the api-server, not on a schedule."
+    "A new value invalidates every issued API token, task token and UI session, so it is "
+    "rotated by updating the secret and restarting every Airflow service together, not on a "
+    "schedule."
 )
 ADMIN_SECRET_ROTATION = rotation(
     "The admin password is written to Airflow's user table at first start; rotating the "
