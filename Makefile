@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_dag_sync.py
 	$(BIN)/python benchmarks/simulate_autoscaling.py
 	$(BIN)/python benchmarks/bench_worker_start.py
+	$(BIN)/python benchmarks/bench_api_load.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

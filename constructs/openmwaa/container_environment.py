@@ -69,6 +69,47 @@ scheduler's 10 s detection interval a hard-killed worker's task is failed or ret
 about 100 s."""
 
 
+API_SERVER_DB_POOL_SIZE = 5
+API_SERVER_DB_MAX_OVERFLOW = 40
+"""The UI/REST api-server's database pool (Airflow 3): 5 kept open, up to 40 more under load.
+Airflow 3.3.2 checks each request's token with synchronous queries on the server's event loop,
+while each request in its 40-thread pool holds a connection until the loop closes its
+session: with Airflow's 5 + 10, 15 busy requests take every connection, the loop waits for one
+it can never get, and the server answers nothing until the 30 s pool timeout (a 500). 45
+connections exceed what one server process can hold. Measured with
+`benchmarks/bench_api_load.py` (docs/operations.md): 5 + 10 froze in about half the runs at
+20 clients, 5 + 40 in none of about 19 runs at 20 to 60 clients. Overflow connections close
+when returned, so idle servers still hold 5."""
+
+
+def api_server_workers(web_cpu: int) -> int:
+    """`[api] workers` of the UI/REST api-server: one uvicorn process per whole vCPU of the web
+    server task, at least one (a process uses at most one vCPU; each costs about 270 MiB)."""
+    return max(1, web_cpu // 1024)
+
+
+def execution_api_workers(web_cpu: int) -> int:
+    """`[api] workers` of the Task Execution API server: one process up to 1 vCPU, two above
+    (its requests are short: heartbeats and state changes, no DAG listing)."""
+    return 1 if web_cpu <= 1024 else 2
+
+
+def server_defaults(component: str, airflow_version: str, web_cpu: int) -> dict[str, str]:
+    """Tunable defaults of the Airflow 3 servers, sized from the web server task's CPU units:
+    the api-server's worker processes and database pool, the execution-api's workers."""
+    if is_airflow_2(airflow_version):
+        return {}
+    if component == "api-server":
+        return {
+            "AIRFLOW__API__WORKERS": str(api_server_workers(web_cpu)),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": str(API_SERVER_DB_POOL_SIZE),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": str(API_SERVER_DB_MAX_OVERFLOW),
+        }
+    if component == "execution-api":
+        return {"AIRFLOW__API__WORKERS": str(execution_api_workers(web_cpu))}
+    return {}
+
+
 def heartbeat_timeout_option(airflow_version: str) -> str:
     """The name of the task heartbeat timeout option in this Airflow version."""
     if is_airflow_2(airflow_version):
@@ -108,6 +149,8 @@ class ContainerSettings:
     schedulers: int
     task_protection: bool
     """False on mw1.micro: one task, no autoscaler, no permission to change its protection."""
+    web_cpu: int = 1024
+    """CPU units of the web server task, which sizes both API servers' worker processes."""
     pool_queues: Mapping[str, str] = field(default_factory=dict)
     """Each worker pool's Celery queue name -> its SQS queue URL."""
 
@@ -132,7 +175,8 @@ def container_environment(
     `worker_queue` is the pool's Celery queue).
 
     User options come last and win over openmwaa's tunable defaults (worker concurrency,
-    log level, parallelism, the default pool, task_queued_timeout, the secrets cache; the
+    log level, parallelism, the default pool, task_queued_timeout, the heartbeat timeout, the
+    secrets cache, the API servers' processes and database pool; the
     environment's URL is added later, see `web_environment`); the keys that wire Airflow to
     the environment are refused by validation before this runs, so they never reach here.
     """
@@ -163,6 +207,7 @@ def container_environment(
         "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(SECRETS_BACKEND_KWARGS, sort_keys=True),
     }
     env.update(sized_defaults(settings))
+    env.update(server_defaults(component, settings.airflow_version, settings.web_cpu))
     if settings.pool_queues:
         env[POOL_QUEUES_VARIABLE] = ",".join(
             f"{name}={url}" for name, url in sorted(settings.pool_queues.items())

@@ -385,6 +385,7 @@ class AirflowEnvironment(Construct):
                 max_workers=self.max_workers + sum(p.max_workers for p in self.worker_pools),
                 schedulers=self.schedulers,
                 task_protection=not self.spec.all_in_one,
+                web_cpu=self.spec.webserver.cpu,
                 pool_queues={
                     name: queue.queue_url for name, queue in self.broker.pool_queues.items()
                 },

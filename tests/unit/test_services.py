@@ -468,3 +468,56 @@ def test_services_micro_worker_has_no_scale_in_protection(micro_template) -> Non
     environment = env_of(container(micro_template, "worker"))
     assert environment["OPENMWAA_TASK_PROTECTION"] == "off"
     assert env_of(container(micro_template, "scheduler"))["AIRFLOW__CORE__PARALLELISM"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("environment_class", "api_workers", "execution_workers"),
+    [
+        ("mw1.micro", "1", "1"),
+        ("mw1.small", "1", "1"),
+        ("mw1.medium", "1", "1"),
+        ("mw1.large", "2", "2"),
+        ("mw1.xlarge", "4", "2"),
+        ("mw1.2xlarge", "8", "2"),
+    ],
+)
+def test_services_api_servers_are_sized_by_class(
+    environment_class: str, api_workers: str, execution_workers: str
+) -> None:
+    props: dict[str, Any] = {"environment_class": environment_class}
+    if environment_class == "mw1.micro":
+        props.update(min_workers=1, max_workers=1)
+    template = template_of(**props)
+    api = env_of(container(template, "api-server"))
+    assert api["AIRFLOW__API__WORKERS"] == api_workers
+    assert api["AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE"] == "5"
+    assert api["AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW"] == "40"
+    execution = env_of(container(template, "execution-api"))
+    assert execution["AIRFLOW__API__WORKERS"] == execution_workers
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW" not in execution
+    assert "AIRFLOW__API__WORKERS" not in env_of(container(template, "scheduler"))
+
+
+def test_services_api_server_pool_outlasts_its_request_threads() -> None:
+    from openmwaa.container_environment import API_SERVER_DB_MAX_OVERFLOW, API_SERVER_DB_POOL_SIZE
+
+    # anyio runs a server process's sync endpoints in at most 40 threads, each holding a
+    # connection, and the token check on the event loop needs one more.
+    assert API_SERVER_DB_POOL_SIZE + API_SERVER_DB_MAX_OVERFLOW > 40
+
+
+def test_services_airflow_2_webserver_keeps_airflow_defaults() -> None:
+    environment = env_of(container(template_of(airflow_version="2.11.2"), "api-server"))
+    assert "AIRFLOW__API__WORKERS" not in environment
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW" not in environment
+
+
+def test_services_users_may_resize_the_api_server() -> None:
+    template = template_of(
+        airflow_configuration_options={"api.workers": "3", "database.sql_alchemy_pool_size": "9"}
+    )
+    api = env_of(container(template, "api-server"))
+    assert (api["AIRFLOW__API__WORKERS"], api["AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE"]) == (
+        "3",
+        "9",
+    )
