@@ -110,6 +110,16 @@ def server_defaults(component: str, airflow_version: str, web_cpu: int) -> dict[
     return {}
 
 
+CELERY_PUBLISH_MAX_RETRIES = 30
+"""`[celery] task_publish_max_retries`: how many more times the scheduler tries to send a task
+to SQS after a send timed out (`[celery] operation_timeout`, 1 s), once per scheduler loop,
+before it fails the try without running it. Airflow's 3 (a few seconds) lets a 20 s broker
+outage cost a try, or the task with no retries left (measured in the fault suite,
+tests/e2e/test_faults_e2e.py); 30 rides out about a minute without holding the scheduler
+loop longer per attempt. A send that timed out may still arrive: the try then has several
+messages, and Airflow runs it once (the others are refused as running elsewhere)."""
+
+
 def heartbeat_timeout_option(airflow_version: str) -> str:
     """The name of the task heartbeat timeout option in this Airflow version."""
     if is_airflow_2(airflow_version):
@@ -231,7 +241,8 @@ def sized_defaults(settings: ContainerSettings) -> dict[str, str]:
     """Tunable defaults sized from the environment (users may override each):
     `[core] parallelism` and the default pool's slots, sized to `max_workers` workers;
     `[scheduler] task_queued_timeout`, sized to a worker's cold start; the task heartbeat
-    timeout, short enough to notice a dead worker within two minutes; `[secrets] use_cache`,
+    timeout, short enough to notice a dead worker within two minutes; `[celery]
+    task_publish_max_retries`, so a broker outage of a minute costs no try; `[secrets] use_cache`,
     fewer paid Secrets Manager calls while parsing DAGs."""
     return {
         "AIRFLOW__CORE__PARALLELISM": str(
@@ -246,6 +257,7 @@ def sized_defaults(settings: ContainerSettings) -> dict[str, str]:
         option_variable(heartbeat_timeout_option(settings.airflow_version)): str(
             TASK_HEARTBEAT_TIMEOUT_SECONDS
         ),
+        "AIRFLOW__CELERY__TASK_PUBLISH_MAX_RETRIES": str(CELERY_PUBLISH_MAX_RETRIES),
         "AIRFLOW__SECRETS__USE_CACHE": "True",
     }
 

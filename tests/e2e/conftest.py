@@ -118,6 +118,8 @@ class AirflowUnderTest:
     decisions_path: Path
     template: dict[str, Any]
     paths: LocalPaths
+    postgres: LocalPostgres
+    moto: MotoServer
     processes: dict[str, Process] = field(default_factory=dict)
     sync_root: Path = Path()
     source_bucket: str = ""
@@ -402,6 +404,8 @@ def airflow_session(
             decisions_path=decisions,
             template=template,
             paths=paths,
+            postgres=postgres,
+            moto=moto,
             sync_root=sync_root,
             source_bucket=_dag_sync_bucket(template, provisioned),
         )

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +171,28 @@ class LocalPostgres:
             )
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def restart(self, mode: str = "fast", timeout: float = 60.0) -> float:
+        """``pg_ctl restart -m <mode>`` on the same data directory and port, with the same
+        server options (pg_ctl reuses postmaster.opts): every client connection is cut.
+        Waits until the server accepts connections again; returns the seconds it took."""
+        started = time.monotonic()
+        self._run(
+            [
+                os.path.join(self.bin_dir, "pg_ctl"),
+                "-D",
+                os.path.join(self.directory, "data"),
+                "-m",
+                mode,
+                "-t",
+                str(int(timeout)),
+                "-l",
+                os.path.join(self.directory, "postgresql.log"),
+                "-w",
+                "restart",
+            ]
+        )
+        return time.monotonic() - started
+
 
 # --- processes ---------------------------------------------------------------------------
 
@@ -199,6 +221,40 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def _signal_all(pids: Sequence[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and every process below it, as when an ECS task dies: the tree is
+    stopped first (SIGSTOP, again until no new process appears, so that nothing forks away
+    during the kill), then killed. Returns the pids killed."""
+    stopped: list[int] = []
+    while True:
+        tree = [p for p in [pid, *descendants(pid)] if p not in stopped]
+        if not tree:
+            break
+        _signal_all(tree, signal.SIGSTOP)
+        stopped.extend(tree)
+    _signal_all(stopped, signal.SIGKILL)
+    return stopped
+
+
+@contextlib.contextmanager
+def frozen_tree(pid: int) -> Iterator[list[int]]:
+    """Stop ``pid`` and every process below it (SIGSTOP) for the block, then let them go on
+    (SIGCONT): a hung process, or to its clients an endpoint whose port still accepts
+    connections but that answers nothing."""
+    tree = [pid, *descendants(pid)]
+    _signal_all(tree, signal.SIGSTOP)
+    try:
+        yield tree
+    finally:
+        _signal_all([*tree, *descendants(pid)], signal.SIGCONT)
 
 
 @dataclass
@@ -235,6 +291,13 @@ class Process:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(5)
         return code
+
+    def hard_kill(self, timeout: float = 30.0) -> list[int]:
+        """SIGKILL the process and everything below it at once, no SIGTERM and no grace (a
+        task that dies, an OOM kill), and reap it. Returns the pids killed."""
+        killed = kill_tree(self.popen.pid)
+        self.popen.wait(timeout)
+        return killed
 
 
 def start_process(
@@ -306,3 +369,11 @@ class MotoServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(grace=5)
+
+    def freeze(self, seconds: float) -> None:
+        """Stop the moto server (SIGSTOP) for ``seconds``, then let it go on: its port still
+        accepts connections, but nothing answers (an AWS endpoint that hangs)."""
+        if self.process is None:
+            raise RuntimeError("the moto server is not running")
+        with frozen_tree(self.process.popen.pid):
+            time.sleep(seconds)

@@ -420,6 +420,13 @@ def test_services_notice_a_dead_worker_within_two_minutes(version: str, variable
     assert env_of(container(overridden, "scheduler"))[variable] == "600"
 
 
+@pytest.mark.parametrize("version", ["3.3.2", "2.11.2"])
+def test_services_scheduler_rides_out_a_minute_of_broker_outage(version: str) -> None:
+    environment = env_of(container(template_of(airflow_version=version), "scheduler"))
+    # one send attempt per scheduler loop of at least 1 s, each timing out after 1 s
+    assert int(environment["AIRFLOW__CELERY__TASK_PUBLISH_MAX_RETRIES"]) >= 30
+
+
 @pytest.mark.parametrize(
     ("max_workers", "tasks_per_worker", "schedulers", "expected"),
     [(10, 5, 2, 25), (25, 5, 2, 63), (1, 3, 1, 3), (200, 80, 5, 3200), (3, 5, 5, 3)],
