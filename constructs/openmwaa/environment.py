@@ -266,7 +266,7 @@ class AirflowEnvironment(Construct):
                 scale_in_cooldown=scale_in_cooldown,
                 removal_policy=removal_policy,
                 deletion_protection=deletion_protection,
-                worker_pools=tuple(worker_pools or ()),
+                worker_pools=worker_pools if worker_pools is not None else (),
             )
         )
         self.worker_pools: tuple[WorkerPool, ...] = tuple(worker_pools or ())
@@ -521,6 +521,7 @@ class AirflowEnvironment(Construct):
             },
             dag_sync=self.dag_sync.function,
             autoscaler=self.autoscaler.function if self.autoscaler else None,
+            pool_autoscalers={q: a.function for q, a in self.pool_autoscalers.items()},
             database=self.database.cluster,
             load_balancer=self.web.load_balancer,
             target_group=self.web.target_group,

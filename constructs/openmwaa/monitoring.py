@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -48,7 +50,8 @@ class AirflowMonitoring(Construct):
     which the SSL-only policy would otherwise shut out. Subscribe your e-mail, chat or pager
     to it. A topic you give must allow the same, and must not use the AWS managed SNS key):
     `queue_backlog_at_max` when tasks stay queued for 15 minutes while the workers are at
-    `max_workers`; `autoscaler_errors` and `dag_sync_errors` when those functions fail;
+    `max_workers`; `autoscaler_errors` and `dag_sync_errors` when those functions fail, and
+    `autoscaler_errors:<queue>` for each worker pool's autoscaler;
     `api_server_unhealthy` when no api-server task passes the health check for 5 minutes;
     `requirements_build_failed` when the DAG sync reports that the build of the current
     requirements.txt failed or stalled (containers then pip-install it at every start).
@@ -69,6 +72,7 @@ class AirflowMonitoring(Construct):
         target_group: elbv2.ApplicationTargetGroup,
         alarm_topic: sns.ITopic | None = None,
         kms_key: kms.IKey | None = None,
+        pool_autoscalers: Mapping[str, lambda_.IFunction] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.owns_alarm_topic = alarm_topic is None
@@ -130,6 +134,13 @@ class AirflowMonitoring(Construct):
                 autoscaler,
                 f"Airflow {environment_name}: the worker "
                 "autoscaler failed 3 times in 5 minutes; the worker count is held",
+            )
+        for queue, function in sorted((pool_autoscalers or {}).items()):
+            self.alarms[f"autoscaler_errors:{queue}"] = self._function_errors(
+                f"PoolAutoscalerErrors-{queue}",
+                function,
+                f"Airflow {environment_name}: the autoscaler of worker pool {queue} failed 3 "
+                "times in 5 minutes; the pool's worker count is held",
             )
         self.alarms["dag_sync_errors"] = self._function_errors(
             "DagSyncErrors",

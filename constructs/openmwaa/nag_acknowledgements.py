@@ -508,13 +508,14 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
     if env.network.created_vpc:
         acknowledge(env.network.vpc, [PUBLIC_SUBNET_ROUTE])
     acknowledge(env.storage.file_system, [EFS_BACKUP])
-    acknowledge(env.broker.queue, [BROKER_WITHOUT_DLQ])
+    for queue in env.broker.all_queues:
+        acknowledge(queue, [BROKER_WITHOUT_DLQ])
     acknowledge(env.secrets.fernet_seed, FERNET_SEED_ROTATION)
     acknowledge(env.secrets.jwt_secret, SIGNING_SECRET_ROTATION)
     acknowledge(env.secrets.api_secret_key, SIGNING_SECRET_ROTATION)
     acknowledge(env.secrets.admin, ADMIN_SECRET_ROTATION)
 
-    for task in env.services.task_definitions.values():
+    for task in env.services.all_task_definitions:
         acknowledge(task, [PLAIN_CONTAINER_ENVIRONMENT, INLINE_ROLE_POLICY])
         if env.image_mirror is not None:
             acknowledge(task.execution_role, [IMAGE_PULL_TOKEN])
@@ -561,10 +562,11 @@ def acknowledge_environment(env: AirflowEnvironment) -> None:
     acknowledge(notifications, LAMBDA_MANAGED_POLICIES[:1])
     acknowledge(env.source.bucket.node.try_find_child("Notifications"), [INLINE_ROLE_POLICY])
 
-    if env.autoscaler is not None:
-        acknowledge(env.autoscaler.table, AUTOSCALER_STATE_TABLE)
+    autoscalers = [env.autoscaler] if env.autoscaler is not None else []
+    for autoscaler in [*autoscalers, *env.pool_autoscalers.values()]:
+        acknowledge(autoscaler.table, AUTOSCALER_STATE_TABLE)
         acknowledge_bundled_function(
-            env.autoscaler.function,
+            autoscaler.function,
             cmk=cmk,
             extra=[
                 SCHEDULED_FUNCTION_DLQ,

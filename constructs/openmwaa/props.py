@@ -75,7 +75,8 @@ class WorkerPool:
     """The Celery queue name DAGs use: 1 to 40 lowercase letters, digits and `-`, a letter
     first; not `default` (which names the environment's own queue)."""
     min_workers: int = 0
-    """Fewest workers, 0 to the class's max workers. Default: 0 (the pool costs nothing idle)."""
+    """Fewest workers, 0 to the class's max workers. Default: 0 (no worker once the queue has
+    been empty for the scale-in cool-down; the pool's autoscaler function still runs)."""
     max_workers: int = 5
     """Most workers, 1 to the class's max workers, at least `min_workers`. Default: 5."""
     fargate_spot: bool = False

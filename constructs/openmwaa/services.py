@@ -55,8 +55,13 @@ EXECUTION_API_HEALTH_CHECK = ecs.HealthCheck(
     retries=10,
     start_period=Duration.seconds(300),
 )
-"""Checked every 10 s; a task that does not answer within 400 s of its start (startup.sh at
-its 5-minute limit and a normal boot), or that stops answering for 100 s, is replaced."""
+"""Checked every 10 s. Failures count only after the service's `START_UP_GRACE_PERIOD` (the
+start-up steps: startup.sh, requirements, waiting for a migration); after that, a task that
+stops answering for 100 s is replaced."""
+START_UP_GRACE_PERIOD = Duration.minutes(15)
+"""How long ECS ignores the health checks of a new api-server or execution-api task (its load
+balancer's and its container's): startup.sh (5 minutes at most) and a requirements install
+(9 at most) fit in it."""
 
 RUNTIME_INSTALL_COMMAND = [
     "/bin/bash",
@@ -300,6 +305,14 @@ class AirflowServices(Construct):
             unique[service.node.path] = service
         return list(unique.values())
 
+    @property
+    def all_task_definitions(self) -> list[ecs.FargateTaskDefinition]:
+        """Each distinct Airflow task definition once, worker pools' included."""
+        unique: dict[str, ecs.FargateTaskDefinition] = {}
+        for task in [*self.task_definitions.values(), *self._pool_task_definitions.values()]:
+            unique[task.node.path] = task
+        return list(unique.values())
+
     def add_environment(self, environment: Mapping[str, str]) -> None:
         """Add plain variables to every Airflow container (not the init container): values
         known only after the services exist, such as the environment's URL."""
@@ -429,7 +442,9 @@ class AirflowServices(Construct):
             max_healthy_percent=200,
             enable_execute_command=self._enable_execute_command,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
-            health_check_grace_period=Duration.minutes(15) if api_server else None,
+            health_check_grace_period=(
+                START_UP_GRACE_PERIOD if api_server or execution_api else None
+            ),
             capacity_provider_strategies=[
                 ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)
             ]

@@ -23,6 +23,9 @@ from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
 ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
 WORKER_POOL_QUEUE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+MAX_WORKER_POOLS = 10
+"""Each pool adds a task definition (with the runtime, about 25 KB) and a dozen resources:
+CloudFormation's 1 MB template limit would be reached at deploy, not at synth, near 18."""
 CONFIG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 VALIDATION_ONLY_PROTECTED_OPTIONS: frozenset[str] = frozenset(
@@ -75,7 +78,7 @@ class EnvironmentSettings:
     scale_in_cooldown: Duration | None = None
     removal_policy: object = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
     deletion_protection: object = True
-    worker_pools: Sequence[object] = ()
+    worker_pools: object = ()
 
 
 MAX_SCALE_IN_COOLDOWN = Duration.hours(6)
@@ -151,17 +154,29 @@ def check_workers(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_worker_pools(s: EnvironmentSettings) -> list[str]:
+    pools = s.worker_pools
+    if not isinstance(pools, (list, tuple)):
+        return [f"worker_pools: got {type(pools).__name__}; allowed: a list of WorkerPool"]
     spec = _spec(s)
     top = spec.max_workers if spec else 200
-    if spec is not None and spec.all_in_one and s.worker_pools:
+    if spec is not None and spec.all_in_one and pools:
         return [
             f"worker_pools: {s.environment_class} runs one worker inside its single task; "
             "allowed: no worker pools (choose mw1.small or larger)"
         ]
     problems = []
+    if len(pools) > MAX_WORKER_POOLS:
+        problems.append(
+            f"worker_pools: got {len(pools)} pools; allowed: at most {MAX_WORKER_POOLS} (each "
+            "adds a task definition and a dozen resources to the 1 MB template)"
+        )
     seen: set[str] = set()
-    for index, pool in enumerate(s.worker_pools):
+    for index, pool in enumerate(pools):
         where = f"worker_pools[{index}]"
         if not isinstance(pool, WorkerPool):
             problems.append(f"{where}: got {type(pool).__name__}; allowed: a WorkerPool")
@@ -179,11 +194,13 @@ def check_worker_pools(s: EnvironmentSettings) -> list[str]:
         elif pool.queue in seen:
             problems.append(f"{where}.queue: got {pool.queue!r} twice; allowed: unique names")
         seen.add(str(pool.queue))
-        if not 0 <= pool.min_workers <= top:
-            problems.append(f"{where}.min_workers: got {pool.min_workers}; allowed: 0 to {top}")
-        if not 1 <= pool.max_workers <= top:
-            problems.append(f"{where}.max_workers: got {pool.max_workers}; allowed: 1 to {top}")
-        if pool.max_workers < pool.min_workers:
+        counts_valid = True
+        for name, low in (("min_workers", 0), ("max_workers", 1)):
+            value = getattr(pool, name)
+            if not _is_int(value) or not low <= value <= top:
+                problems.append(f"{where}.{name}: got {value!r}; allowed: {low} to {top}")
+                counts_valid = False
+        if counts_valid and pool.max_workers < pool.min_workers:
             problems.append(
                 f"{where}.max_workers: got {pool.max_workers}, less than min_workers "
                 f"{pool.min_workers}; allowed: max_workers >= min_workers"

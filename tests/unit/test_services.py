@@ -405,12 +405,8 @@ def test_services_task_queued_timeout_outlasts_a_worker_cold_start(default_templ
     ],
 )
 def test_services_notice_a_dead_worker_within_two_minutes(version: str, variable: str) -> None:
-    from openmwaa.container_environment import TASK_HEARTBEAT_TIMEOUT_SECONDS
-
     template = template_of(airflow_version=version)
     assert env_of(container(template, "scheduler"))[variable] == "90"
-    # The scheduler looks for them every 10 s (Airflow's default), and fails or retries them.
-    assert TASK_HEARTBEAT_TIMEOUT_SECONDS + 10 <= 120
     overridden = template_of(
         airflow_version=version,
         airflow_configuration_options={
@@ -503,14 +499,6 @@ def test_services_api_servers_are_sized_by_class(
     assert execution["AIRFLOW__API__WORKERS"] == execution_workers
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW" not in execution
     assert "AIRFLOW__API__WORKERS" not in env_of(container(template, "scheduler"))
-
-
-def test_services_api_server_pool_outlasts_its_request_threads() -> None:
-    from openmwaa.container_environment import API_SERVER_DB_MAX_OVERFLOW, API_SERVER_DB_POOL_SIZE
-
-    # anyio runs a server process's sync endpoints in at most 40 threads, each holding a
-    # connection, and the token check on the event loop needs one more.
-    assert API_SERVER_DB_POOL_SIZE + API_SERVER_DB_MAX_OVERFLOW > 40
 
 
 def test_services_airflow_2_webserver_keeps_airflow_defaults() -> None:

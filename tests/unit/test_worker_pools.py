@@ -92,6 +92,37 @@ def test_fails_when_micro_has_a_pool() -> None:
     assert found and found[0].startswith("worker_pools: mw1.micro runs one worker")
 
 
+def test_fails_when_worker_pools_is_one_pool_not_a_list() -> None:
+    assert problems(worker_pools=WorkerPool("long")) == [
+        "worker_pools: got WorkerPool; allowed: a list of WorkerPool"
+    ]
+    with pytest.raises(ValueError, match="worker_pools: got WorkerPool"):
+        template_of(worker_pools=WorkerPool("long"))
+
+
+def test_fails_when_there_are_more_than_ten_pools() -> None:
+    pools = tuple(WorkerPool(f"pool-{i}") for i in range(11))
+    assert problems(worker_pools=pools) == [
+        "worker_pools: got 11 pools; allowed: at most 10 (each adds a task definition and a "
+        "dozen resources to the 1 MB template)"
+    ]
+    assert problems(worker_pools=pools[:10]) == []
+
+
+@pytest.mark.parametrize("count", ["2", 2.5, True, None])
+def test_fails_when_a_pool_count_is_not_an_integer(count: object) -> None:
+    found = problems(worker_pools=(WorkerPool("long", max_workers=count),))  # type: ignore[arg-type]
+    assert found == [f"worker_pools[0].max_workers: got {count!r}; allowed: 1 to 200"]
+
+
+def test_each_pool_autoscaler_has_an_errors_alarm(pool_template) -> None:
+    alarms = pool_template.find_resources("AWS::CloudWatch::Alarm")
+    pool_alarms = [k for k in alarms if k.startswith("AirflowMonitoringPoolAutoscalerErrors")]
+    assert len(pool_alarms) == 1
+    [alarm] = [alarms[k] for k in pool_alarms]
+    assert "worker pool long-running" in alarm["Properties"]["AlarmDescription"]
+
+
 def test_fails_when_a_pool_is_not_a_worker_pool() -> None:
     assert problems(worker_pools=({"queue": "long"},)) == [
         "worker_pools[0]: got dict; allowed: a WorkerPool"
