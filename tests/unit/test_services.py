@@ -215,6 +215,10 @@ def test_services_execution_api_is_healthy_only_when_its_route_answers(
     assert "/execution/health" in check["Command"][-1]
     assert (check["Interval"], check["Retries"], check["StartPeriod"]) == (10, 10, 300)
     assert "HealthCheck" not in container(default_template, "api-server")
+    services = default_template.find_resources("AWS::ECS::Service")
+    [execution] = [v for k, v in services.items() if "ExecutionApi" in k]
+    # ECS ignores a new task's container health checks for this long: its start-up steps.
+    assert execution["Properties"]["HealthCheckGracePeriodSeconds"] == 900
 
 
 def test_services_execution_api_scales_on_cpu_between_the_webserver_counts() -> None:
