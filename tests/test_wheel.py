@@ -63,6 +63,11 @@ def test_wheel_installs_and_synthesizes_outside_the_repository(tmp_path: Path) -
     assert report["lambdas"].startswith(str(venv)), report
     for name in ("dag_sync", "autoscaler"):
         assert (Path(report["lambdas"]) / name / "handler.py").is_file()
+    # The contracts reach the Lambdas as a file with the runtime's content (a link in git).
+    shipped = Path(report["lambdas"]) / "openmwaa_contracts.py"
+    assert shipped.is_file() and not shipped.is_symlink()
+    runtime_contracts = Path(report["package"]).parent / "runtime" / "contracts.py"
+    assert shipped.read_bytes() == runtime_contracts.read_bytes()
     template = json.loads((app_dir / "cdk.out" / "Consumer.template.json").read_text())
     assert any(r["Type"] == "AWS::RDS::DBCluster" for r in template["Resources"].values())
     for function in (

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, SymlinkFollowMode
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -15,6 +15,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from .assets import lambda_code_dir
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import BUNDLED_FUNCTION, LOG_GROUP_WITHOUT_CMK
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 
@@ -38,7 +40,10 @@ def bundled_code() -> lambda_.Code:
     Docker; the asset hash changes only when the code does.
     """
     return lambda_.Code.from_asset(
-        str(lambda_code_dir()), exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"]
+        str(lambda_code_dir()),
+        exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"],
+        # `openmwaa_contracts.py` links to the runtime's contracts in a checkout: ship its content.
+        follow_symlinks=SymlinkFollowMode.ALWAYS,
     )
 
 
@@ -55,7 +60,9 @@ def bundled_function(
     **extra: Any,
 ) -> lambda_.Function:
     """A function on `RUNTIME` (arm64) in the environment's private subnets, with its own
-    log group (retention, `kms_key`) and environment variables encrypted with `kms_key`."""
+    log group (retention, `kms_key`) and environment variables encrypted with `kms_key`.
+    It acknowledges the findings every such function has; the caller acknowledges the
+    findings of what it grants the function."""
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
@@ -63,7 +70,7 @@ def bundled_function(
         encryption_key=placement.kms_key,
         removal_policy=RemovalPolicy.DESTROY,
     )
-    return lambda_.Function(
+    function = lambda_.Function(
         scope,
         construct_id,
         runtime=RUNTIME,
@@ -81,3 +88,7 @@ def bundled_function(
         log_group=log_group,
         **extra,
     )
+    acknowledge(function, BUNDLED_FUNCTION)
+    if placement.kms_key is None:
+        acknowledge(log_group, [LOG_GROUP_WITHOUT_CMK])
+    return function

@@ -1,0 +1,70 @@
+"""The names the construct, the bundled Lambdas and the container runtime must agree on.
+
+One home for each contract. Standard library only and free of imports, because it ships three
+ways: as ``openmwaa.runtime.contracts`` to the construct, inside the runtime zip every Airflow
+container runs (``runtime_bundle.py`` packs this folder), and in the Lambda asset as
+``openmwaa_contracts`` (``lambdas/openmwaa_contracts.py`` is a link to this file, which the
+asset copy and the wheel build resolve to its content). A value changed here changes all three.
+"""
+
+from __future__ import annotations
+
+# Airflow components (the value of OPENMWAA_COMPONENT in each container).
+SCHEDULER = "scheduler"
+DAG_PROCESSOR = "dag-processor"
+TRIGGERER = "triggerer"
+API_SERVER = "api-server"
+"""The UI and REST API server (Airflow 3 api-server, Airflow 2 webserver)."""
+EXECUTION_API = "execution-api"
+"""The Task Execution API server (Airflow 3 only)."""
+WORKER = "worker"
+COMPONENTS = (SCHEDULER, DAG_PROCESSOR, TRIGGERER, API_SERVER, EXECUTION_API, WORKER)
+"""Every component, in start order."""
+
+# Ports.
+API_SERVER_PORT = 8080
+"""The port of the UI and REST API server; the load balancer's target."""
+EXECUTION_API_PORT = 8081
+"""The port of the Task Execution API server: distinct from the UI's, since mw1.micro runs
+both in one task, which has one network namespace."""
+
+# The source bucket's layout (S3 keys), mirrored one to one on the shared file system.
+DAGS_PREFIX = "dags/"
+PLUGINS_KEY = "plugins.zip"
+REQUIREMENTS_KEY = "requirements.txt"
+STARTUP_SCRIPT_KEY = "startup.sh"
+
+# The one-shot requirements build (an ECS task the DAG sync Lambda starts) and its files on
+# the sync root, which the Lambda reads and every container uses.
+BUILD_REQUIREMENTS = "build-requirements"
+"""OPENMWAA_COMPONENT of the build task (not an Airflow component: not in COMPONENTS)."""
+REQUIREMENTS_BUILDS_DIR = ".openmwaa/requirements"
+"""The builds' folder under the sync root: ``<key>/``, ``<key>.failed``, ``<key>.requested``."""
+REQUIREMENTS_BUILD_MARKER = "openmwaa-build.json"
+"""The complete marker inside a build's folder."""
+REQUIREMENTS_KEY_VARIABLES = (
+    "OPENMWAA_AIRFLOW_VERSION",
+    "OPENMWAA_PYTHON_VERSION",
+    "OPENMWAA_CONSTRAINTS_URL",
+)
+"""The build key's inputs besides requirements.txt, read from the environment."""
+
+# Metrics the bundled Lambdas publish (namespace, dimensions, names).
+METRIC_NAMESPACE = "OpenMWAA"
+ENVIRONMENT_DIMENSION = "Environment"
+WORKER_POOL_DIMENSION = "WorkerPool"
+METRIC_QUEUED_TASKS = "QueuedTasks"
+METRIC_RUNNING_TASKS = "RunningTasks"
+METRIC_DESIRED_WORKERS = "DesiredWorkers"
+METRIC_RUNNING_WORKERS = "RunningWorkers"
+METRIC_DAG_SYNTAX_ERRORS = "DagSyntaxErrors"
+METRIC_DUPLICATE_DAG_IDS = "DuplicateDagIds"
+METRIC_FILES_WRITTEN = "FilesWritten"
+METRIC_FILES_REMOVED = "FilesRemoved"
+METRIC_SYNC_FAILURES = "SyncFailures"
+METRIC_REQUIREMENTS_BUILD_FAILED = "RequirementsBuildFailed"
+
+# Secrets Manager names of the Airflow secrets backend (MWAA's convention).
+CONNECTIONS_PREFIX = "airflow/connections"
+VARIABLES_PREFIX = "airflow/variables"
+SECRETS_PREFIXES = (CONNECTIONS_PREFIX, VARIABLES_PREFIX)

@@ -1,0 +1,1 @@
+../constructs/openmwaa/runtime/contracts.py
