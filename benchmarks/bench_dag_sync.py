@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "lambdas"), str(ROOT)]
 
-from dag_sync import core  # noqa: E402
+from dag_sync.model import Entry  # noqa: E402
 from dag_sync.state_store import EfsStateStore  # noqa: E402
 from tests.lambdas.dag_sync_fixtures import (  # noqa: E402
     BUCKET,
@@ -97,7 +97,7 @@ def seed_synced_dags(mount: Path, count: int) -> None:
         for shard, shard_keys in by_shard.items():
             with store.transaction(shard) as txn:
                 for key in shard_keys:
-                    txn.put(key, core.Entry("0", "etag", 100, None, False, 1.0, "seed"))
+                    txn.put(key, Entry("0", "etag", 100, None, False, 1.0, "seed"))
         if keys:
             store.update_dag_ids({key: [f"seed_{n}"] for n, key in enumerate(keys)}, None)
 

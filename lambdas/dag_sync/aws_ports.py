@@ -1,6 +1,6 @@
-"""boto3 implementations of the core's ``ObjectStore`` and ``Roller`` ports.
+"""boto3 implementations of the ``ObjectStore`` and ``Roller`` ports (``ports.py``).
 
-Error policy: throttling, 5xx, timeouts and broken streams become ``core.TransientError``
+Error policy: throttling, 5xx, timeouts and broken streams become ``model.TransientError``
 (the invocation then fails so Lambda retries); a missing key or version becomes ``None``
 (nothing to apply); anything else (AccessDenied, NoSuchBucket, ...) propagates unchanged.
 """
@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from dag_sync.core import ObjectInfo, TransientError, normalize_etag
+from dag_sync.model import ObjectInfo, TransientError, normalize_etag
 
 logger = logging.getLogger("dag_sync")
 
@@ -119,7 +119,7 @@ class _Body:
 
 
 class S3ObjectStore:
-    """``core.ObjectStore`` over an S3 client."""
+    """``ports.ObjectStore`` over an S3 client."""
 
     def __init__(self, client: Callable[[], Any], bucket: str) -> None:
         self._client = client
@@ -190,7 +190,7 @@ class S3ObjectStore:
 
 
 class EcsRoller:
-    """``core.Roller``: ``ecs:UpdateService(forceNewDeployment=True)`` on each service.
+    """``ports.Roller``: ``ecs:UpdateService(forceNewDeployment=True)`` on each service.
 
     With no service names, every service of the cluster is rolled (the construct's way: the
     cluster is the environment's own, and naming the services would make the function

@@ -32,7 +32,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from dag_sync.core import DAGS_PREFIX, TEMP_PREFIX, RefusedContentError
+import openmwaa_contracts as contracts
+
+from dag_sync.keys import TEMP_PREFIX
+from dag_sync.model import RefusedContentError
 from dag_sync.plugins_archive import ArchiveLimits, extract_zip
 
 STATE_DIRNAME = ".openmwaa"
@@ -97,7 +100,7 @@ def _utc_stamp(now: float) -> str:
 
 
 class EfsTree:
-    """``core.FileTree`` on a mounted folder."""
+    """``ports.FileTree`` on a mounted folder."""
 
     def __init__(
         self, root: str, limits: ArchiveLimits, now: Callable[[], float] = time.time
@@ -110,7 +113,7 @@ class EfsTree:
         self.versions_dir = private_dir(self.root, "plugins")
         self.scratch_dir = private_dir(self.root, "tmp")
         self.plugins_link = os.path.join(self.root, PLUGINS_LINK)
-        self.dags_dir = os.path.join(self.root, DAGS_PREFIX.rstrip("/"))
+        self.dags_dir = os.path.join(self.root, contracts.DAGS_PREFIX.rstrip("/"))
 
     # ---- paths
 
@@ -232,7 +235,7 @@ class EfsTree:
         """Every file under dags/ as {key: size}; symlinks count as files of size -1 (so a
         reconcile replaces or removes them); our temporary files are left out."""
         found: dict[str, int] = {}
-        self._scan(self.dags_dir, DAGS_PREFIX, found, None)
+        self._scan(self.dags_dir, contracts.DAGS_PREFIX, found, None)
         return found
 
     def _scan(
@@ -264,7 +267,7 @@ class EfsTree:
     def clean_stale_temp(self, older_than: float) -> list[str]:
         """Remove temporary files and folders left by invocations that died."""
         temps: list[tuple[str, float, bool]] = []
-        self._scan(self.dags_dir, DAGS_PREFIX, {}, temps)
+        self._scan(self.dags_dir, contracts.DAGS_PREFIX, {}, temps)
         private = [self.state_dir, self.scratch_dir, self.versions_dir]
         private += [os.path.join(self.state_dir, n) for n in ("state", "roll-pending")]
         for folder in (self.root, *private):

@@ -1,7 +1,7 @@
 """Lambda entry point ``dag_sync.handler.handler``: a thin adapter.
 
-It reads the environment, builds boto3 clients on first use, wires the core's ports to S3,
-ECS and the EFS mount, runs the core, starts the requirements build when it is due, prints
+It reads the environment, builds boto3 clients on first use, wires the syncer's ports to S3,
+ECS and the EFS mount, runs the syncer, starts the requirements build when it is due, prints
 the metrics lines and returns the summary. It raises (so Lambda's async retry delivers the
 event again) only when something transient failed; everything already applied is then a
 duplicate no-op on the retry.
@@ -17,11 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dag_sync import core
+import openmwaa_contracts as contracts
+
 from dag_sync.aws_ports import EcsBuildRunner, EcsRoller, S3ObjectStore
 from dag_sync.efs_writer import EfsTree
+from dag_sync.events import parse_event
 from dag_sync.metrics import emf_line, report_values
+from dag_sync.model import TransientError
 from dag_sync.plugins_archive import ArchiveLimits
+from dag_sync.ports import Roller
 from dag_sync.requirements_build import (
     KEY_VARIABLES,
     BuildFiles,
@@ -29,6 +33,7 @@ from dag_sync.requirements_build import (
     RequirementsBuilds,
 )
 from dag_sync.state_store import EfsStateStore
+from dag_sync.syncer import Settings, Syncer
 
 logger = logging.getLogger("dag_sync")
 logger.setLevel(logging.INFO)
@@ -36,9 +41,9 @@ logger.setLevel(logging.INFO)
 DEFAULT_MAX_PLUGIN_ENTRIES = 10_000
 DEFAULT_MAX_PLUGIN_BYTES = 1024**3
 PIN_VARIABLES = {
-    core.REQUIREMENTS_KEY: "REQUIREMENTS_S3_OBJECT_VERSION",
-    core.PLUGINS_KEY: "PLUGINS_S3_OBJECT_VERSION",
-    core.STARTUP_KEY: "STARTUP_SCRIPT_S3_OBJECT_VERSION",
+    contracts.REQUIREMENTS_KEY: "REQUIREMENTS_S3_OBJECT_VERSION",
+    contracts.PLUGINS_KEY: "PLUGINS_S3_OBJECT_VERSION",
+    contracts.STARTUP_SCRIPT_KEY: "STARTUP_SCRIPT_S3_OBJECT_VERSION",
 }
 
 
@@ -53,7 +58,7 @@ class Config:
     pinned_versions: Mapping[str, str] = field(default_factory=dict)
     cluster: str = ""
     services: tuple[str, ...] = ()
-    namespace: str = "OpenMWAA"
+    namespace: str = contracts.METRIC_NAMESPACE
     environment: str = ""
     max_plugin_entries: int = DEFAULT_MAX_PLUGIN_ENTRIES
     max_plugin_bytes: int = DEFAULT_MAX_PLUGIN_BYTES
@@ -101,7 +106,7 @@ class Config:
             pinned_versions=pinned,
             cluster=env.get("CLUSTER_NAME", "").strip(),
             services=services,
-            namespace=env.get("METRIC_NAMESPACE", "").strip() or "OpenMWAA",
+            namespace=env.get("METRIC_NAMESPACE", "").strip() or contracts.METRIC_NAMESPACE,
             environment=env.get("ENVIRONMENT_NAME", "").strip(),
             max_plugin_entries=max_entries,
             max_plugin_bytes=max_bytes,
@@ -140,19 +145,19 @@ def build_syncer(
     ecs_client: Callable[[], Any],
     now: Callable[[], float] = time.time,
     builds: RequirementsBuilds | None = None,
-) -> core.Syncer:
+) -> Syncer:
     if not os.path.isdir(config.mount):
         raise RuntimeError(f"EFS_MOUNT_PATH {config.mount} is not a mounted folder")
     limits = ArchiveLimits(config.max_plugin_entries, config.max_plugin_bytes)
-    roller: core.Roller = EcsRoller(ecs_client, config.cluster, config.services)
+    roller: Roller = EcsRoller(ecs_client, config.cluster, config.services)
     if builds is not None:
         roller = BuildFirstRoller(roller, builds)
-    return core.Syncer(
+    return Syncer(
         store=S3ObjectStore(s3_client, config.bucket),
         state=EfsStateStore(config.mount, now),
         files=EfsTree(config.mount, limits, now),
         roller=roller,
-        settings=core.Settings(pinned_versions=dict(config.pinned_versions)),
+        settings=Settings(pinned_versions=dict(config.pinned_versions)),
         now=now,
     )
 
@@ -167,20 +172,20 @@ def run(
     emit: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Handle one invocation; returns the JSON summary or raises ``SyncFailedError`` /
-    ``core.TransientError`` for Lambda to retry."""
-    invocation = core.parse_event(event, config.bucket)
+    ``TransientError`` for Lambda to retry."""
+    invocation = parse_event(event, config.bucket)
     builds = requirements_builds(config, ecs_client, now)
     syncer = build_syncer(
         config, s3_client=s3_client, ecs_client=ecs_client, now=now, builds=builds
     )
     try:
         report = syncer.handle(invocation)
-    except core.TransientError as exc:
+    except TransientError as exc:
         logger.error("sync aborted before any change, will be retried: %s", exc)
         raise
     check = builds.ensure()
     timestamp = int(now() * 1000)
-    build = {"RequirementsBuildFailed": check.failed}
+    build = {contracts.METRIC_REQUIREMENTS_BUILD_FAILED: check.failed}
     emit(emf_line(config.namespace, config.environment, build, timestamp))
     emit(emf_line(config.namespace, config.environment, report_values(report), timestamp))
     summary = report.to_dict()

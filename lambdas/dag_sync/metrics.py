@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from dag_sync.core import Report
+import openmwaa_contracts as contracts
+
+from dag_sync.model import Report
 
 
 def report_values(report: Report) -> dict[str, int]:
     return {
-        "DagSyntaxErrors": len(report.syntax_errors),
-        "DuplicateDagIds": len(report.duplicate_dag_ids),
-        "FilesWritten": len(report.written),
-        "FilesRemoved": len(report.removed),
-        "SyncFailures": len(report.failed),
+        contracts.METRIC_DAG_SYNTAX_ERRORS: len(report.syntax_errors),
+        contracts.METRIC_DUPLICATE_DAG_IDS: len(report.duplicate_dag_ids),
+        contracts.METRIC_FILES_WRITTEN: len(report.written),
+        contracts.METRIC_FILES_REMOVED: len(report.removed),
+        contracts.METRIC_SYNC_FAILURES: len(report.failed),
     }
 
 
@@ -26,12 +28,12 @@ def emf_line(namespace: str, environment: str, values: Mapping[str, int], timest
             "CloudWatchMetrics": [
                 {
                     "Namespace": namespace,
-                    "Dimensions": [["Environment"]],
+                    "Dimensions": [[contracts.ENVIRONMENT_DIMENSION]],
                     "Metrics": [{"Name": name, "Unit": "Count"} for name in values],
                 }
             ],
         },
-        "Environment": environment,
+        contracts.ENVIRONMENT_DIMENSION: environment,
     }
     document.update(values)
     return json.dumps(document, separators=(",", ":"))

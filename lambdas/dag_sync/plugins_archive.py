@@ -16,7 +16,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from dag_sync.core import NAME_MAX_BYTES, RefusedContentError
+from dag_sync.keys import NAME_MAX_BYTES
+from dag_sync.model import RefusedContentError
 
 CHUNK = 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -27,11 +27,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import openmwaa_contracts as contracts
+
 logger = logging.getLogger("dag_sync")
 
-BUILDS_DIR = ".openmwaa/requirements"
-BUILD_MARKER = "openmwaa-build.json"
-KEY_VARIABLES = ("OPENMWAA_AIRFLOW_VERSION", "OPENMWAA_PYTHON_VERSION", "OPENMWAA_CONSTRAINTS_URL")
+BUILDS_DIR = contracts.REQUIREMENTS_BUILDS_DIR
+BUILD_MARKER = contracts.REQUIREMENTS_BUILD_MARKER
+KEY_VARIABLES = contracts.REQUIREMENTS_KEY_VARIABLES
 """The build key's inputs besides requirements.txt, read from the environment (the
 construct gives this function and the Airflow containers the same values)."""
 BUILD_STALE_SECONDS = 45 * 60
@@ -43,7 +45,7 @@ a conflict keeps failing, and keeps being reported)."""
 
 
 def requirements_key(requirements: bytes, env: Mapping[str, str]) -> str:
-    """Same as the runtime's ``bootstrap.requirements_key`` (a unit test keeps them equal)."""
+    """Same as the runtime's ``requirements.requirements_key`` (a unit test keeps them equal)."""
     inputs: dict[str, str | None] = {name: env.get(name) for name in KEY_VARIABLES}
     inputs["requirements"] = hashlib.sha256(requirements).hexdigest()
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
@@ -103,7 +105,9 @@ class BuildFiles:
     def requirements(self) -> bytes | None:
         """requirements.txt's bytes; None if missing, a symlink or without a requirement."""
         try:
-            fd = os.open(os.path.join(self.mount, "requirements.txt"), os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(
+                os.path.join(self.mount, contracts.REQUIREMENTS_KEY), os.O_RDONLY | os.O_NOFOLLOW
+            )
         except OSError:
             return None
         with os.fdopen(fd, "rb") as f:
@@ -215,7 +219,7 @@ class Roller(Protocol):
 
 
 class BuildFirstRoller:
-    """``core.Roller`` that starts the requirements build, when needed, before it rolls the
+    """``ports.Roller`` that starts the requirements build, when needed, before it rolls the
     services: the new tasks then find the build running or done (they install at start
     only until it completes)."""
 

@@ -54,8 +54,9 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from dag_sync.core import TEMP_PREFIX, Entry
 from dag_sync.efs_writer import atomic_write_bytes, private_dir
+from dag_sync.keys import TEMP_PREFIX
+from dag_sync.model import Entry
 
 logger = logging.getLogger("dag_sync")
 
@@ -97,7 +98,7 @@ class _Shard:
 
 
 class EfsStateStore:
-    """``core.StateStore`` on the EFS mount."""
+    """``ports.StateStore`` on the EFS mount."""
 
     def __init__(self, root: str, now: Callable[[], float] = time.time) -> None:
         self.now = now

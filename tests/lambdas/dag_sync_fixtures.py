@@ -25,7 +25,9 @@ import boto3
 from botocore.exceptions import ClientError, ResponseStreamingError
 from moto import mock_aws
 
-from dag_sync import core, handler
+from dag_sync import handler
+from dag_sync.keys import TEMP_PREFIX
+from dag_sync.model import Entry
 from dag_sync.state_store import EfsStateStore
 
 BUCKET = "openmwaa-test-source"
@@ -348,7 +350,7 @@ class SyncEnv:
         return self.path(key).read_bytes()
 
     def temp_files(self) -> list[Path]:
-        return [p for p in self.mount.rglob("*") if p.name.startswith(core.TEMP_PREFIX)]
+        return [p for p in self.mount.rglob("*") if p.name.startswith(TEMP_PREFIX)]
 
     def files(self) -> set[str]:
         """Every regular file under the mount, outside the private .openmwaa folder."""
@@ -358,7 +360,7 @@ class SyncEnv:
             if p.is_file() and ".openmwaa" not in p.relative_to(self.mount).parts
         }
 
-    def state(self) -> dict[str, core.Entry]:
+    def state(self) -> dict[str, Entry]:
         return EfsStateStore(str(self.mount)).entries()
 
     def metrics(self) -> dict[str, Any]:

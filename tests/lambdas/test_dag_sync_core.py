@@ -1,4 +1,5 @@
-"""The pure core: event parsing, key checks, sequencer ordering, pinning, reconcile diff."""
+"""The pure core (events, keys, verdicts, model): event parsing, key checks, sequencer ordering,
+pinning, reconcile diff."""
 
 from __future__ import annotations
 
@@ -8,8 +9,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dag_sync import core
-from dag_sync.core import Action, Entry, Fix, ObjectInfo, Order
+from dag_sync.events import parse_event
+from dag_sync.keys import KeyKind, classify, key_problem
+from dag_sync.model import (
+    Action,
+    ChangeBatch,
+    Entry,
+    ObjectInfo,
+    Problem,
+    ReconcileRequest,
+    Report,
+    S3Change,
+)
+from dag_sync.verdicts import (
+    Fix,
+    Order,
+    compare_sequencers,
+    order_verdict,
+    pin_problem,
+    reconcile_fix,
+)
 from tests.lambdas.dag_sync_fixtures import BUCKET, record, s3_event, sequencer
 
 
@@ -27,17 +46,17 @@ def entry(seq: str | None = "00A0", **overrides: Any) -> Entry:
     return Entry(**values)
 
 
-def only_change(event: dict[str, Any]) -> core.S3Change:
-    batch = core.parse_event(event, BUCKET)
-    assert isinstance(batch, core.ChangeBatch)
+def only_change(event: dict[str, Any]) -> S3Change:
+    batch = parse_event(event, BUCKET)
+    assert isinstance(batch, ChangeBatch)
     assert not batch.malformed and not batch.ignored
     (change,) = batch.changes
     return change
 
 
-def only_malformed(event: object) -> core.Problem:
-    batch = core.parse_event(event, BUCKET)
-    assert isinstance(batch, core.ChangeBatch)
+def only_malformed(event: object) -> Problem:
+    batch = parse_event(event, BUCKET)
+    assert isinstance(batch, ChangeBatch)
     assert not batch.changes
     (problem,) = batch.malformed
     return problem
@@ -76,23 +95,23 @@ def test_parse_event_strips_quotes_from_etag() -> None:
 
 
 def test_parse_event_empty_object_means_reconcile() -> None:
-    assert core.parse_event({}, BUCKET) == core.ReconcileRequest("direct")
+    assert parse_event({}, BUCKET) == ReconcileRequest("direct")
 
 
 def test_parse_event_action_reconcile_means_reconcile() -> None:
-    assert core.parse_event({"action": "reconcile"}, BUCKET) == core.ReconcileRequest("direct")
+    assert parse_event({"action": "reconcile"}, BUCKET) == ReconcileRequest("direct")
 
 
 def test_parse_event_scheduled_event_means_reconcile() -> None:
     event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-    assert core.parse_event(event, BUCKET) == core.ReconcileRequest("schedule")
+    assert parse_event(event, BUCKET) == ReconcileRequest("schedule")
 
 
 def test_parse_event_keeps_good_records_next_to_malformed_ones() -> None:
     bad = record("dags/b.py", sequencer=sequencer(2))
     del bad["s3"]["object"]["key"]
-    batch = core.parse_event(s3_event(record("dags/a.py", sequencer=sequencer(1)), bad), BUCKET)
-    assert isinstance(batch, core.ChangeBatch)
+    batch = parse_event(s3_event(record("dags/a.py", sequencer=sequencer(1)), bad), BUCKET)
+    assert isinstance(batch, ChangeBatch)
     assert [c.key for c in batch.changes] == ["dags/a.py"]
     assert batch.malformed[0].where == "Records[1]"
     assert "'s3.object.key' is missing" in batch.malformed[0].reason
@@ -139,22 +158,22 @@ def test_parse_event_refuses_escaping_key_as_malformed() -> None:
 
 
 def test_parse_event_ignores_keys_outside_the_synced_set() -> None:
-    batch = core.parse_event(s3_event(record("other/x.py", sequencer=sequencer(1))), BUCKET)
-    assert isinstance(batch, core.ChangeBatch)
+    batch = parse_event(s3_event(record("other/x.py", sequencer=sequencer(1))), BUCKET)
+    assert isinstance(batch, ChangeBatch)
     assert not batch.changes and not batch.malformed
     assert "outside dags/" in batch.ignored[0].reason
 
 
 def test_parse_event_ignores_folder_markers() -> None:
-    batch = core.parse_event(s3_event(record("dags/sub/", sequencer=sequencer(1))), BUCKET)
-    assert isinstance(batch, core.ChangeBatch)
+    batch = parse_event(s3_event(record("dags/sub/", sequencer=sequencer(1))), BUCKET)
+    assert isinstance(batch, ChangeBatch)
     assert batch.ignored[0].reason == "folder marker, nothing to write"
 
 
 def test_parse_event_ignores_event_types_that_do_not_change_content() -> None:
     raw = record("dags/a.py", sequencer=sequencer(1), event="ObjectRestore:Completed")
-    batch = core.parse_event(s3_event(raw), BUCKET)
-    assert isinstance(batch, core.ChangeBatch)
+    batch = parse_event(s3_event(raw), BUCKET)
+    assert isinstance(batch, ChangeBatch)
     assert not batch.changes and "does not change content" in batch.ignored[0].reason
 
 
@@ -177,22 +196,22 @@ def test_parse_event_ignores_event_types_that_do_not_change_content() -> None:
     ],
 )
 def test_fails_when_key_is_unsafe(key: str, reason: str) -> None:
-    problem = core.key_problem(key)
+    problem = key_problem(key)
     assert problem is not None and reason in problem
 
 
 @pytest.mark.parametrize("key", ["dags/a.py", "dags/sub/dir/b.sql", "dags/ü ñ.py", "startup.sh"])
 def test_key_problem_accepts_ordinary_keys(key: str) -> None:
-    assert core.key_problem(key) is None
+    assert key_problem(key) is None
 
 
 def test_classify_maps_keys_to_kinds() -> None:
-    assert core.classify("dags/x/y.txt") is core.KeyKind.DAG_FILE
-    assert core.classify("plugins.zip") is core.KeyKind.PLUGINS
-    assert core.classify("requirements.txt") is core.KeyKind.REQUIREMENTS
-    assert core.classify("startup.sh") is core.KeyKind.STARTUP
-    assert core.classify("dags/") is None
-    assert core.classify("docs/requirements.txt") is None
+    assert classify("dags/x/y.txt") is KeyKind.DAG_FILE
+    assert classify("plugins.zip") is KeyKind.PLUGINS
+    assert classify("requirements.txt") is KeyKind.REQUIREMENTS
+    assert classify("startup.sh") is KeyKind.STARTUP
+    assert classify("dags/") is None
+    assert classify("docs/requirements.txt") is None
 
 
 # --------------------------------------------------------------------------- ordering
@@ -200,39 +219,39 @@ def test_classify_maps_keys_to_kinds() -> None:
 
 def test_compare_sequencers_pads_shorter_value_with_zeros() -> None:
     # Lexicographically "FF" > "0100", but padded: "00FF" < "0100".
-    assert core.compare_sequencers("FF", "0100") == -1
-    assert core.compare_sequencers("0100", "FF") == 1
+    assert compare_sequencers("FF", "0100") == -1
+    assert compare_sequencers("0100", "FF") == 1
 
 
 def test_compare_sequencers_ignores_case_and_leading_zeros() -> None:
-    assert core.compare_sequencers("00ab", "AB") == 0
+    assert compare_sequencers("00ab", "AB") == 0
 
 
 @given(st.integers(0, 2**72), st.integers(0, 2**72), st.integers(0, 4), st.integers(0, 4))
 def test_compare_sequencers_matches_numeric_order(a: int, b: int, pad_a: int, pad_b: int) -> None:
     left = "0" * pad_a + f"{a:X}"
     right = "0" * pad_b + f"{b:x}"
-    assert core.compare_sequencers(left, right) == (a > b) - (a < b)
+    assert compare_sequencers(left, right) == (a > b) - (a < b)
 
 
 def test_order_verdict_first_event_is_newer() -> None:
-    assert core.order_verdict("01", None) is Order.NEWER
+    assert order_verdict("01", None) is Order.NEWER
 
 
 def test_order_verdict_same_sequencer_is_duplicate() -> None:
-    assert core.order_verdict("00A0", entry("A0")) is Order.DUPLICATE
+    assert order_verdict("00A0", entry("A0")) is Order.DUPLICATE
 
 
 def test_order_verdict_older_sequencer_is_stale() -> None:
-    assert core.order_verdict("9F", entry("00A0")) is Order.STALE
+    assert order_verdict("9F", entry("00A0")) is Order.STALE
 
 
 def test_order_verdict_newer_sequencer_after_tombstone_is_newer() -> None:
-    assert core.order_verdict("A1", entry("A0", deleted=True)) is Order.NEWER
+    assert order_verdict("A1", entry("A0", deleted=True)) is Order.NEWER
 
 
 def test_order_verdict_entry_without_sequencer_accepts_any_event() -> None:
-    assert core.order_verdict("01", entry(None, source="reconcile")) is Order.NEWER
+    assert order_verdict("01", entry(None, source="reconcile")) is Order.NEWER
 
 
 # --------------------------------------------------------------------------- pinning
@@ -242,7 +261,7 @@ def test_pin_problem_ignores_event_for_other_version() -> None:
     change = only_change(
         s3_event(record("requirements.txt", sequencer=sequencer(1), version_id="v2"))
     )
-    problem = core.pin_problem(change, "v1")
+    problem = pin_problem(change, "v1")
     assert problem is not None and "pinned to version v1" in problem
 
 
@@ -250,12 +269,12 @@ def test_pin_problem_accepts_event_for_pinned_version() -> None:
     change = only_change(
         s3_event(record("requirements.txt", sequencer=sequencer(1), version_id="v1"))
     )
-    assert core.pin_problem(change, "v1") is None
+    assert pin_problem(change, "v1") is None
 
 
 def test_pin_problem_accepts_any_version_when_not_pinned() -> None:
     change = only_change(s3_event(record("requirements.txt", sequencer=sequencer(1))))
-    assert core.pin_problem(change, None) is None
+    assert pin_problem(change, None) is None
 
 
 # --------------------------------------------------------------------------- reconcile
@@ -267,7 +286,7 @@ def obj(key: str, etag: str = "e1", size: int = 10, version: str | None = None) 
 
 def dag_fix(desired: ObjectInfo | None, entry_: Entry | None, local_size: int | None) -> Fix:
     """The decision for one dags/ key, as the reconcile takes it."""
-    return core.reconcile_fix(
+    return reconcile_fix(
         desired,
         entry_,
         exists_locally=local_size is not None,
@@ -304,7 +323,7 @@ def test_reconcile_fix_keeps_nothing_when_absent_on_both_sides() -> None:
 
 
 def test_reconcile_fix_fetches_when_pinned_version_differs() -> None:
-    fix = core.reconcile_fix(
+    fix = reconcile_fix(
         obj("requirements.txt", version="v2"),
         entry(version_id="v1"),
         exists_locally=True,
@@ -315,9 +334,7 @@ def test_reconcile_fix_fetches_when_pinned_version_differs() -> None:
 
 
 def test_reconcile_fix_refetches_over_tombstone() -> None:
-    fix = core.reconcile_fix(
-        obj("dags/a.py"), entry(deleted=True), exists_locally=False, in_place=False
-    )
+    fix = reconcile_fix(obj("dags/a.py"), entry(deleted=True), exists_locally=False, in_place=False)
     assert fix is Fix.FETCH
 
 
@@ -330,7 +347,7 @@ def test_entry_round_trips_through_json() -> None:
 
 
 def test_report_to_dict_caps_long_lists() -> None:
-    report = core.Report(mode="reconcile", written=[f"dags/{i}.py" for i in range(5)])
+    report = Report(mode="reconcile", written=[f"dags/{i}.py" for i in range(5)])
     result = report.to_dict(limit=2)
     assert result["written"] == ["dags/0.py", "dags/1.py"]
     assert result["counts"] == {"written": 5, "removed": 0, "skipped": 0, "errors": 0, "failed": 0}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dag_sync import core
+from dag_sync.keys import TEMP_PREFIX
+from dag_sync.model import TransientError
 from tests.lambdas.dag_sync_fixtures import (
     BUCKET,
     SyncEnv,
@@ -57,6 +58,7 @@ def test_reconcile_second_run_changes_nothing_and_downloads_nothing(env: SyncEnv
     upload(env, BUCKET_CONTENT)
     env.reconcile()
     gets = env.faulty.count("get_object")
+    assert gets >= len(BUCKET_CONTENT)
     summary = env.reconcile()
     assert env.faulty.count("get_object") == gets
     assert (summary["written"], summary["removed"]) == ([], [])
@@ -133,7 +135,7 @@ def test_reconcile_listing_throttled_raises_and_removes_nothing(env: SyncEnv) ->
     upload(env, {"dags/a.py": b"x"})
     env.reconcile()
     env.faulty.fail("list_objects_v2", client_error("SlowDown", 503, "ListObjectsV2"))
-    with pytest.raises(core.TransientError, match="SlowDown"):
+    with pytest.raises(TransientError, match="SlowDown"):
         env.reconcile()
     assert env.read("dags/a.py") == b"x"
 
@@ -162,8 +164,8 @@ def test_reconcile_refuses_hostile_bucket_keys(env: SyncEnv) -> None:
 def test_reconcile_removes_stale_temp_files_only(env: SyncEnv) -> None:
     folder = env.mount / "dags"
     folder.mkdir()
-    old = folder / f"{core.TEMP_PREFIX}dead.tmp"
-    young = folder / f"{core.TEMP_PREFIX}in-flight.tmp"
+    old = folder / f"{TEMP_PREFIX}dead.tmp"
+    young = folder / f"{TEMP_PREFIX}in-flight.tmp"
     old.write_bytes(b"partial")
     young.write_bytes(b"partial")
     an_hour_ago = time.time() - 3600

@@ -140,7 +140,7 @@ def test_throttled_roll_is_retried_by_the_next_invocation(env: SyncEnv) -> None:
 def test_failed_download_of_requirements_does_not_roll(env: SyncEnv) -> None:
     rec = env.put("requirements.txt", b"a==1\n")
     env.faulty.fail("get_object", client_error("SlowDown", 503))
-    with pytest.raises(handler.SyncFailedError):
+    with pytest.raises(handler.SyncFailedError, match="SlowDown"):
         env.run(s3_event(rec))
     assert env.ecs.calls == [] and roll_pending(env) == []
 
