@@ -6,10 +6,10 @@
 
 Every policy runs on the same model of an ECS Fargate service of Celery workers (mw1.small:
 size and tasks per worker from constructs/openmwaa/environment_class.py), with the same
-worker-side scale-in protection (the real rules of constructs/openmwaa/runtime/task_protection.py:
+worker-side scale-in protection (the real rules of constructs/openmwaa/runtime/protection_policy.py:
 protection on task receipt, the monitor's warm-up, renewals and release after two idle checks):
 
-* ``ours``: the real Lambda loop, ``autoscaler.handler.run_invocation``, on a virtual clock,
+* ``ours``: the real Lambda loop, ``autoscaler.loop.run_invocation``, on a virtual clock,
   with ``core.MemoryStore`` for the lease and the demand history, fed by a fake of the AWS side
   (:class:`SimIO`): SQS approximate counts (lagged and noisy), DescribeServices,
   UpdateService (acted on after a lag), one EventBridge run a minute with delivery jitter,
@@ -48,7 +48,8 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lambdas")]
 
-from autoscaler import core, handler  # noqa: E402
+from autoscaler import core, loop  # noqa: E402
+from autoscaler.settings import Settings  # noqa: E402
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -62,7 +63,7 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-tp = _load("_sim_task_protection", ROOT / "constructs/openmwaa/runtime/task_protection.py")
+tp = _load("_sim_protection_policy", ROOT / "constructs/openmwaa/runtime/protection_policy.py")
 environment_class = _load(
     "_sim_environment_class", ROOT / "constructs/openmwaa/environment_class.py"
 )
@@ -373,7 +374,7 @@ class Cluster:
 
 
 class SimIO:
-    """The AWS side of one environment, on the cluster's virtual clock (handler.InvocationIO)."""
+    """The AWS side of one environment, on the cluster's virtual clock (loop.InvocationIO)."""
 
     def __init__(self, cluster: Cluster, store: core.MemoryStore, rng: random.Random) -> None:
         self.cluster = cluster
@@ -383,9 +384,7 @@ class SimIO:
     def _call(self, operation: str) -> None:
         self.cluster.advance_to(self.cluster.now + self.rng.uniform(*CALL_LATENCY_SECONDS))
         if self.rng.random() < CALL_FAILURE_PROBABILITY:
-            raise handler.AwsCallError(
-                operation, "ThrottlingException: Rate exceeded", "Throttling"
-            )
+            raise loop.AwsCallError(operation, "ThrottlingException: Rate exceeded", "Throttling")
 
     def _approximate(self, value: int) -> int:
         return max(0, round(value + self.rng.gauss(0.0, SQS_NOISE * value)))
@@ -404,7 +403,7 @@ class SimIO:
         self._call("ecs:UpdateService")
         self.cluster.set_desired(self.cluster.now, count)
 
-    def publish(self, samples: Sequence[handler.Sample]) -> int:
+    def publish(self, samples: Sequence[loop.Sample]) -> int:
         self._call("cloudwatch:PutMetricData")
         return 1
 
@@ -426,12 +425,12 @@ class SimIO:
 
 
 class Ours:
-    """EventBridge once a minute -> handler.run_invocation, on the cluster's clock."""
+    """EventBridge once a minute -> loop.run_invocation, on the cluster's clock."""
 
     def __init__(self, cluster: Cluster, seed: int, min_workers: int) -> None:
         self.cluster = cluster
         self.rng = random.Random(seed + 3000)
-        self.settings = handler.Settings.from_env(
+        self.settings = Settings.from_env(
             {
                 "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/celery",
                 "CLUSTER_NAME": "sim",
@@ -476,12 +475,12 @@ class Ours:
     def _invoke(self) -> None:
         self.next_run = self._schedule()
         self.runs += 1
-        summary = handler.run_invocation(
+        summary = loop.run_invocation(
             self.settings,
             self.io,  # type: ignore[arg-type]
             clock=lambda: self.cluster.now,
             sleep=self._sleep,
-            lease_seconds=60.0 + handler.LEASE_MARGIN_SECONDS,  # Lambda timeout 60 s
+            lease_seconds=60.0 + loop.LEASE_MARGIN_SECONDS,  # Lambda timeout 60 s
             owner=f"run-{self.runs}",
         )
         if summary.lease == "busy":

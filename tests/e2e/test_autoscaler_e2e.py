@@ -1,8 +1,8 @@
 """End to end: worker scale-in protection and the autoscaler against a real Airflow.
 
-* Busy detection: task_protection's pure core, over the real worker's /proc subtree, says
-  busy while an Airflow 3 task runs and idle after (when the pool process still carries the
-  task's ``airflow supervisor:`` title).
+* Busy detection: the task-protection policy (protection_policy.py), over the real
+  worker's /proc subtree, says busy while an Airflow 3 task runs and idle after (when the
+  pool process still carries the task's ``airflow supervisor:`` title).
 * Protection on task receipt: the real worker loads the runtime's Celery config module, and
   Airflow's own Celery app, built from that module with real Celery, calls the ECS agent's
   task-protection endpoint (a local stand-in) when ``task_received`` fires.
@@ -28,11 +28,15 @@ from typing import Any
 import pytest
 
 from autoscaler import handler
+from autoscaler.aws_ports import AwsIO
+from autoscaler.loop import InvocationSummary
+from autoscaler.settings import Settings
 from openmwaa import runtime_bundle
 from openmwaa.runtime import bootstrap, config
-from openmwaa.runtime import task_protection as tp
+from openmwaa.runtime import protection_policy as policy
+from tests.ecs_agent_stub import FakeEcsAgent
 
-from .autoscaler_support import FakeEcsAgent, QueueWatcher, process_tree
+from .autoscaler_support import QueueWatcher, process_tree
 from .cfn import resources_of_type
 from .conftest import AirflowUnderTest
 from .localenv import Process
@@ -53,7 +57,7 @@ def worker(airflow: AirflowUnderTest) -> Process:
 
 
 def _busy(worker: Process) -> bool:
-    return tp.is_busy(process_tree(worker.popen.pid))
+    return policy.is_busy(process_tree(worker.popen.pid))
 
 
 def _titles(worker: Process) -> list[str]:
@@ -74,7 +78,7 @@ def test_busy_detection_follows_a_real_airflow_task(
         before = process_tree(worker.popen.pid)
         state = str(_task_instance(airflow, SLEEP, run_id, "sleep")["state"])
         after = process_tree(worker.popen.pid)
-        busy = tp.is_busy(before) or tp.is_busy(after)
+        busy = policy.is_busy(before) or policy.is_busy(after)
         at = time.monotonic() - triggered
         samples.append((at, state, busy))
         for process in before + after:
@@ -99,7 +103,7 @@ def test_busy_detection_follows_a_real_airflow_task(
 
     # After the task: idle, although the pool process keeps the task's supervisor title.
     airflow.wait_for("the worker to look idle", lambda: not _busy(worker), timeout=60, interval=1)
-    left = [p for p in process_tree(worker.popen.pid) if tp.is_supervisor(p.cmdline)]
+    left = [p for p in process_tree(worker.popen.pid) if policy.is_supervisor(p.cmdline)]
     print(f"BUSY_E2E after the task: {[p.cmdline for p in left]}")
     assert left, "expected the pool process to keep its 'airflow supervisor:' title"
     time.sleep(3)
@@ -186,7 +190,7 @@ def test_task_receipt_turns_protection_on_through_airflows_celery_app(
     )
 
 
-class RecordingIO(handler.AwsIO):
+class RecordingIO(AwsIO):
     """The real adapter; records when UpdateService returned."""
 
     def __init__(self, *args: Any) -> None:
@@ -223,7 +227,7 @@ def test_autoscaler_scales_the_worker_service_from_the_live_broker_queue(
     sqs, ecs, cloudwatch = (airflow.aws.client(n) for n in ("sqs", "ecs", "cloudwatch"))
     ecs.update_service(cluster=cluster, service=service, desiredCount=1)
     role = airflow.function_principal("autoscaler.handler.handler")
-    settings = handler.Settings.from_env(
+    settings = Settings.from_env(
         {
             "QUEUE_URL": queue_url,
             "CLUSTER_NAME": cluster,
@@ -243,7 +247,7 @@ def test_autoscaler_scales_the_worker_service_from_the_live_broker_queue(
     baseline = sum(watcher.read())
     airflow.wait_for(f"DAG {SLEEP}", lambda: airflow.request("GET", f"/api/v2/dags/{SLEEP}"), 180)
     watcher.start()
-    result: dict[str, handler.InvocationSummary] = {}
+    result: dict[str, InvocationSummary] = {}
     invocation = threading.Thread(
         target=lambda: result.setdefault("summary", handler.run_invocation(settings, io))
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from autoscaler import core
@@ -102,8 +102,7 @@ def test_decide_holds_until_demand_has_been_low_for_the_whole_cooldown(
     st.one_of(st.none(), histories),
 )
 def test_decide_holds_on_missing_input(policy, queued, running, current, history):
-    if None not in (queued, running, current):
-        return
+    assume(None in (queued, running, current))
     decision = core.decide(policy, obs(queued, running, current), NOW, history)
     assert decision.action is Action.HOLD
     assert decision.desired == current
@@ -129,8 +128,7 @@ def test_decide_scales_out_at_once_to_the_target(policy, queued, running, curren
 @given(policies, histories, st.floats(1, 200))
 def test_decide_never_scales_in_across_a_hole_in_history(policy, history, hole):
     # Drop every point in a stretch longer than max_gap inside the window: no scale-in.
-    if policy.cooldown_seconds < policy.max_gap_seconds + hole:
-        return
+    assume(policy.cooldown_seconds >= policy.max_gap_seconds + hole)
     hole_end = NOW - 1
     hole_start = hole_end - policy.max_gap_seconds - hole
     kept = [p for p in history if p.end < hole_start or p.start > hole_end]

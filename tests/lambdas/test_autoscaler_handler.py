@@ -1,11 +1,14 @@
-"""The autoscaler's AWS adapter against moto: sampling loop, scaling, metrics and faults."""
+"""The autoscaler's AWS adapter against moto: sampling loop, scaling, metrics and faults.
+
+The loop alone, on in-memory fakes, is tested in test_autoscaler_loop.py.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +17,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from autoscaler import handler
+from autoscaler import handler, loop
+from autoscaler.aws_ports import AwsIO
 from autoscaler.core import Policy
+from autoscaler.loop import AwsCallError, InvocationSummary
+from autoscaler.settings import ConfigError, Settings
+from tests.lambdas.fake_clock import FakeClock
 
 REGION = "us-east-1"
 CLUSTER = "openmwaa-test"
@@ -29,42 +36,16 @@ TABLE = "autoscaler-state"
 
 
 @dataclass
-class FakeClock:
-    """Injected time: sleep() advances now() instantly and fires scheduled callbacks."""
-
-    t: float
-    slept: list[float] = field(default_factory=list)
-    events: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        """Advance to now + seconds, firing each due callback once, at its own time."""
-        self.slept.append(seconds)
-        target = self.t + seconds
-        while due := [e for e in self.events if e[0] <= target]:
-            event = min(due, key=lambda e: e[0])
-            self.events.remove(event)
-            self.t = max(self.t, event[0])
-            event[1]()
-        self.t = max(self.t, target)
-
-    def at(self, offset: float, action: Callable[[], None]) -> None:
-        self.events.append((self.t + offset, action))
-
-
-@dataclass
 class Aws:
     sqs: Any
     ecs: Any
     cloudwatch: Any
     dynamodb: Any
     queue_url: str
-    settings: handler.Settings
+    settings: Settings
 
-    def io(self, **faulty: Any) -> handler.AwsIO:
-        return handler.AwsIO(
+    def io(self, **faulty: Any) -> AwsIO:
+        return AwsIO(
             self.settings,
             faulty.get("sqs", self.sqs),
             faulty.get("ecs", self.ecs),
@@ -157,7 +138,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         ecs.create_service(
             cluster=CLUSTER, serviceName=SERVICE, taskDefinition="worker", desiredCount=1
         )
-        settings = handler.Settings.from_env({**ENV, "QUEUE_URL": queue_url})
+        settings = Settings.from_env({**ENV, "QUEUE_URL": queue_url})
         yield Aws(sqs, ecs, cloudwatch, dynamodb, queue_url, settings)
     handler._CLIENTS.clear()
 
@@ -195,7 +176,7 @@ class Faulty:
         return call
 
 
-def run(aws: Aws, clock: FakeClock, io: handler.AwsIO | None = None, **kw: Any):
+def run(aws: Aws, clock: FakeClock, io: AwsIO | None = None, **kw: Any):
     return handler.run_invocation(
         aws.settings, io or aws.io(), clock=clock.now, sleep=clock.sleep, **kw
     )
@@ -327,7 +308,7 @@ def test_publishes_the_four_metrics_with_the_environment_dimension(aws, clock):
 def test_a_worker_pool_publishes_under_its_own_dimension(aws, clock):
     pool = replace(aws.settings, worker_pool="long-running")
     aws.enqueue(3)
-    io = handler.AwsIO(pool, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
+    io = AwsIO(pool, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
     handler.run_invocation(pool, io, clock=clock.now, sleep=clock.sleep, budget_seconds=10)
     metrics = aws.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
     assert metrics and all(
@@ -342,8 +323,8 @@ def test_a_worker_pool_publishes_under_its_own_dimension(aws, clock):
 
 def test_settings_read_the_worker_pool() -> None:
     env = {**ENV, "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q"}
-    assert handler.Settings.from_env(env).worker_pool == ""
-    assert handler.Settings.from_env({**env, "WORKER_POOL": "gpu"}).worker_pool == "gpu"
+    assert Settings.from_env(env).worker_pool == ""
+    assert Settings.from_env({**env, "WORKER_POOL": "gpu"}).worker_pool == "gpu"
 
 
 # --- faults ----------------------------------------------------------------------------
@@ -358,6 +339,7 @@ def test_holds_and_logs_when_sqs_is_throttled(aws, clock, caplog):
         summary = run(aws, clock, aws.io(sqs=sqs, ecs=ecs), budget_seconds=10)
     assert aws.desired() == 3
     assert ecs.calls.get("update_service", 0) == 0
+    assert summary.samples
     assert all(
         s.decision.reason.startswith("missing input queued, running") for s in summary.samples
     )
@@ -387,7 +369,7 @@ def test_holds_when_ecs_describe_fails(aws, clock, caplog):
 
 def test_holds_when_the_service_does_not_exist(aws, clock, caplog):
     settings = replace(aws.settings, service_name="gone")
-    io = handler.AwsIO(settings, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
+    io = AwsIO(settings, aws.sqs, aws.ecs, aws.cloudwatch, aws.dynamodb)
     with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
         summary = handler.run_invocation(
             settings, io, clock=clock.now, sleep=clock.sleep, budget_seconds=0
@@ -415,7 +397,7 @@ def test_does_not_scale_in_when_the_history_query_fails(aws, clock, caplog):
     with caplog.at_level(logging.WARNING, logger="openmwaa.autoscaler"):
         summary = run(aws, clock, aws.io(dynamodb=dynamodb))
     assert aws.desired() == 6
-    assert dynamodb.calls["query"] == handler.MAX_HISTORY_READS_PER_INVOCATION
+    assert dynamodb.calls["query"] == loop.MAX_HISTORY_READS_PER_INVOCATION
     assert "dynamodb:Query failed (ThrottlingException" in caplog.text
     assert summary.samples[-1].decision.reason.startswith("demand history unavailable")
 
@@ -450,9 +432,9 @@ def test_unusable_answers_are_reported_as_failures():
         def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
             return {"Attributes": {"ApproximateNumberOfMessages": "many"}}
 
-    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
-    io = handler.AwsIO(settings, Broken(), None, None, None)
-    with pytest.raises(handler.AwsCallError, match="sqs:GetQueueAttributes failed"):
+    settings = Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
+    io = AwsIO(settings, Broken(), None, None, None)
+    with pytest.raises(AwsCallError, match="sqs:GetQueueAttributes failed"):
         io.read_queue()
 
 
@@ -460,7 +442,7 @@ def test_unusable_answers_are_reported_as_failures():
 
 
 def test_settings_defaults():
-    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
+    settings = Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
     assert settings.policy == Policy(
         min_workers=1,
         max_workers=10,
@@ -472,13 +454,13 @@ def test_settings_defaults():
 
 
 def test_settings_accept_zero_min_workers():
-    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "q", "MIN_WORKERS": "0"})
+    settings = Settings.from_env({**ENV, "QUEUE_URL": "q", "MIN_WORKERS": "0"})
     assert settings.policy.min_workers == 0
 
 
 def test_settings_list_every_problem():
-    with pytest.raises(handler.ConfigError) as raised:
-        handler.Settings.from_env(
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(
             {
                 "MIN_WORKERS": "3",
                 "MAX_WORKERS": "2",
@@ -545,7 +527,7 @@ def _minutes(aws, clock, count, *, lost=(), io=None, each=None):
 
 
 def test_settings_max_gap_is_shorter_than_the_hole_a_lost_invocation_leaves():
-    settings = handler.Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
+    settings = Settings.from_env({**ENV, "QUEUE_URL": "https://q"})
     # Samples at 0..45 s of each minute: a lost invocation leaves 60 + 15 s unobserved.
     lost_invocation_hole = 60 + (60 - 45)
     assert settings.policy.max_gap_seconds < lost_invocation_hole
@@ -602,7 +584,7 @@ def test_an_overlapping_invocation_cannot_undo_a_scale_out(aws, clock):
     _minutes(aws, clock, 5)  # five quiet minutes at 1 worker: a complete, low history
     aws.enqueue(20)
     clock.at(12, lambda: aws.sqs.purge_queue(QueueUrl=aws.queue_url))
-    second: dict[str, handler.InvocationSummary] = {}
+    second: dict[str, InvocationSummary] = {}
     clock.at(20, lambda: second.setdefault("summary", run(aws, clock)))
     first = run(aws, clock)
     assert first.changes and first.changes[0].startswith("scale_out desiredCount 1 -> 4")
@@ -610,7 +592,7 @@ def test_an_overlapping_invocation_cannot_undo_a_scale_out(aws, clock):
     assert aws.desired() == 4
 
 
-class SlowIO(handler.AwsIO):
+class SlowIO(AwsIO):
     """Reads the queue instantly until `slow_from`, then each read takes `seconds`."""
 
     def __init__(self, aws: Aws, clock: FakeClock, slow_from: float, seconds: float) -> None:
@@ -668,7 +650,7 @@ def test_without_the_table_it_scales_out_but_never_in(aws, clock, caplog):
     assert aws.desired() == 8
 
 
-class ForgetfulIO(handler.AwsIO):
+class ForgetfulIO(AwsIO):
     """Fails to store the samples taken in [lose_from, lose_until)."""
 
     def __init__(self, aws: Aws, lose_from: float, lose_until: float) -> None:
@@ -677,7 +659,7 @@ class ForgetfulIO(handler.AwsIO):
 
     def record_sample(self, at: float, demand: int) -> None:
         if self._lose[0] <= at < self._lose[1]:
-            raise handler.AwsCallError("dynamodb:PutItem", "InternalServerError: boom")
+            raise AwsCallError("dynamodb:PutItem", "InternalServerError: boom")
         super().record_sample(at, demand)
 
 
@@ -696,13 +678,13 @@ def test_handler_leases_until_lambda_stops_the_run(aws, monkeypatch):
     monkeypatch.setenv("INVOCATION_BUDGET_SECONDS", "0")
     handler._CLIENTS.clear()
     leases: list[tuple[str, float]] = []
-    original = handler.AwsIO.acquire_lease
+    original = AwsIO.acquire_lease
 
-    def spy(self: handler.AwsIO, owner: str, now: float, until: float) -> bool:
+    def spy(self: AwsIO, owner: str, now: float, until: float) -> bool:
         leases.append((owner, until - now))
         return original(self, owner, now, until)
 
-    monkeypatch.setattr(handler.AwsIO, "acquire_lease", spy)
+    monkeypatch.setattr(AwsIO, "acquire_lease", spy)
 
     class Context:
         aws_request_id = "request-1"
@@ -711,4 +693,4 @@ def test_handler_leases_until_lambda_stops_the_run(aws, monkeypatch):
             return 59_000
 
     assert handler.handler({}, Context())["lease"] == "held"
-    assert leases == [("request-1", 59 + handler.LEASE_MARGIN_SECONDS)]
+    assert leases == [("request-1", 59 + loop.LEASE_MARGIN_SECONDS)]

@@ -1,7 +1,7 @@
 """The autoscaling simulator (benchmarks/simulate_autoscaling.py): one short trace per policy.
 
 Each run drives the policy on the simulated ECS service; "ours" goes through the real
-``autoscaler.handler.run_invocation`` loop. These check invariants that a broken simulator
+``autoscaler.loop.run_invocation`` loop. These check invariants that a broken simulator
 (or a broken autoscaler) would violate.
 """
 
