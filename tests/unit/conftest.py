@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.ecs_agent_stub import Agent
+from tests.ecs_agent_stub import FakeEcsAgent
 
 
 @pytest.fixture
-def agent() -> Iterator[Agent]:
-    server = Agent()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def agent() -> Iterator[FakeEcsAgent]:
+    with FakeEcsAgent() as server:
+        yield server

@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 
 import pytest
 
-from openmwaa.runtime import bootstrap, config
-from openmwaa.runtime.bootstrap import FatalError, Settings
+from openmwaa.runtime import bootstrap, config, startup_steps, supervisor, task_protection
 from openmwaa.runtime.config import ConfigError
+from openmwaa.runtime.startup_steps import FatalError, Settings
 
 from .test_bootstrap_config import contract_env
 
@@ -85,8 +85,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
         PATH=f"{bin_dir}:/usr/bin:/bin",
         FAKE_CALLS=str(calls),
     )
-    monkeypatch.setattr(bootstrap, "ADMIN_USER_ATTEMPTS", 2)
-    monkeypatch.setattr(bootstrap.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(startup_steps, "ADMIN_USER_ATTEMPTS", 2)
+    monkeypatch.setattr(startup_steps.time, "sleep", lambda _s: None)
     yield {"env": env, "sync": sync, "calls": calls, "python": python, "tmp": tmp_path}
 
 
@@ -121,7 +121,7 @@ def test_other_components_wait_for_migrations(sandbox: dict[str, Any], component
     result = start(sandbox, component)
 
     assert calls(sandbox) == [
-        f"airflow db check-migrations --migration-wait-timeout {bootstrap.MIGRATION_TIMEOUT}"
+        f"airflow db check-migrations --migration-wait-timeout {startup_steps.MIGRATION_TIMEOUT}"
     ]
     assert result.args_ == ["airflow", component]
 
@@ -231,8 +231,7 @@ def test_failing_startup_script_is_ignored(sandbox: dict[str, Any]) -> None:
 def test_startup_script_is_killed_at_its_time_limit(
     sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(bootstrap, "STARTUP_SCRIPT_TIMEOUT", 1)
-    monkeypatch.setattr(bootstrap, "KILL_GRACE_SECONDS", 1.0)
+    monkeypatch.setattr(startup_steps, "STARTUP_SCRIPT_TIMEOUT", 1)
     (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=yes\nsleep 30\n")
 
     with caplog.at_level(logging.ERROR):
@@ -307,7 +306,7 @@ def test_main_exits_non_zero_on_a_configuration_error(
 
 def test_fails_when_component_is_missing() -> None:
     with pytest.raises(ConfigError, match="OPENMWAA_COMPONENT"):
-        bootstrap.read_settings({"OPENMWAA_SYNC_ROOT": "/x"}, "3.3.2")
+        startup_steps.read_settings({"OPENMWAA_SYNC_ROOT": "/x"}, "3.3.2")
 
 
 def test_worker_forwards_sigterm_to_celery_only_and_returns_its_code(
@@ -395,10 +394,8 @@ def test_worker_exit_code_is_celerys(sandbox: dict[str, Any]) -> None:
     assert code == 3
 
 
-def test_load_monitor_finds_task_protection() -> None:
-    monitor = bootstrap.load_monitor()
-
-    assert monitor is not None
+def test_load_monitor_is_task_protections_monitor() -> None:
+    assert supervisor.load_monitor() is task_protection.run_monitor
 
 
 @pytest.mark.parametrize(
@@ -406,17 +403,19 @@ def test_load_monitor_finds_task_protection() -> None:
     [("5.4.2", True), ("5.5.0", False), ("5.5.4", False), ("5.6.0rc1", False), (None, False)],
 )
 def test_kombu_needs_pycurl(version: str | None, expected: bool) -> None:
-    assert bootstrap.kombu_needs_pycurl(version) is expected
+    assert startup_steps.kombu_needs_pycurl(version) is expected
 
 
 def test_pycurl_is_installed_for_an_old_kombu(
     sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bootstrap.importlib.metadata, "version", lambda _name: "5.4.2")
-    monkeypatch.setattr(bootstrap.importlib.util, "find_spec", lambda _name: None)
-    settings = bootstrap.read_settings({**sandbox["env"], "OPENMWAA_COMPONENT": "worker"}, "3.3.2")
+    monkeypatch.setattr(startup_steps.importlib.metadata, "version", lambda _name: "5.4.2")
+    monkeypatch.setattr(startup_steps.importlib.util, "find_spec", lambda _name: None)
+    settings = startup_steps.read_settings(
+        {**sandbox["env"], "OPENMWAA_COMPONENT": "worker"}, "3.3.2"
+    )
 
-    bootstrap.ensure_pycurl(sandbox["env"], settings, sandbox["python"])
+    startup_steps.ensure_pycurl(sandbox["env"], settings, sandbox["python"])
 
     assert calls(sandbox)[0].split()[-1] == "pycurl"
 
@@ -424,12 +423,14 @@ def test_pycurl_is_installed_for_an_old_kombu(
 def test_fails_when_pycurl_cannot_be_installed(
     sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bootstrap.importlib.metadata, "version", lambda _name: "5.4.2")
-    monkeypatch.setattr(bootstrap.importlib.util, "find_spec", lambda _name: None)
-    settings = bootstrap.read_settings({**sandbox["env"], "OPENMWAA_COMPONENT": "worker"}, "3.3.2")
+    monkeypatch.setattr(startup_steps.importlib.metadata, "version", lambda _name: "5.4.2")
+    monkeypatch.setattr(startup_steps.importlib.util, "find_spec", lambda _name: None)
+    settings = startup_steps.read_settings(
+        {**sandbox["env"], "OPENMWAA_COMPONENT": "worker"}, "3.3.2"
+    )
 
     with pytest.raises(FatalError, match="pycurl"):
-        bootstrap.ensure_pycurl(
+        startup_steps.ensure_pycurl(
             {**sandbox["env"], "FAKE_PIP_EXIT": "1"}, settings, sandbox["python"]
         )
 
@@ -438,39 +439,41 @@ SETTINGS = Settings("worker", "3.3.2", 3, "3.12", "/sync", "8080")
 
 
 def test_constraint_sources_default_order() -> None:
-    sources = bootstrap.constraint_sources({}, SETTINGS, "/home/airflow/constraints.txt")
+    sources = startup_steps.constraint_sources({}, SETTINGS, "/home/airflow/constraints.txt")
 
     assert sources == [
         "/home/airflow/constraints.txt",
         config.default_constraints_url("3.3.2", "3.12"),
-        bootstrap.LOCAL_CONSTRAINTS,
+        startup_steps.LOCAL_CONSTRAINTS,
     ]
 
 
 def test_constraint_sources_explicit_url_then_local() -> None:
-    sources = bootstrap.constraint_sources(
+    sources = startup_steps.constraint_sources(
         {"OPENMWAA_CONSTRAINTS_URL": "https://mirror/c.txt"}, SETTINGS, "/image/c.txt"
     )
 
-    assert sources == ["https://mirror/c.txt", bootstrap.LOCAL_CONSTRAINTS]
+    assert sources == ["https://mirror/c.txt", startup_steps.LOCAL_CONSTRAINTS]
 
 
 @pytest.mark.parametrize("value", ["none", "NONE", ""])
 def test_constraint_sources_disabled(value: str) -> None:
-    assert bootstrap.constraint_sources({"OPENMWAA_CONSTRAINTS_URL": value}, SETTINGS, None) == []
+    assert (
+        startup_steps.constraint_sources({"OPENMWAA_CONSTRAINTS_URL": value}, SETTINGS, None) == []
+    )
 
 
 def test_unreadable_constraints_fall_back_to_the_installed_packages(tmp_path: Path) -> None:
     env = {"OPENMWAA_CONSTRAINTS_URL": str(tmp_path / "missing.txt")}
 
-    path = bootstrap.prepare_constraints(env, SETTINGS, str(tmp_path))
+    path = startup_steps.prepare_constraints(env, SETTINGS, str(tmp_path))
 
     assert path is not None
     assert "pytest==" in Path(path).read_text()
 
 
 def test_parse_env_dump() -> None:
-    assert bootstrap.parse_env_dump(b"A=1\0B=x=y\0C=line1\nline2\0") == {
+    assert startup_steps.parse_env_dump(b"A=1\0B=x=y\0C=line1\nline2\0") == {
         "A": "1",
         "B": "x=y",
         "C": "line1\nline2",
@@ -478,20 +481,20 @@ def test_parse_env_dump() -> None:
 
 
 def test_ld_preload() -> None:
-    assert bootstrap.ld_preload({}, "x86_64", lambda _p: True) == (
+    assert startup_steps.ld_preload({}, "x86_64", lambda _p: True) == (
         "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
     )
-    assert bootstrap.ld_preload({"LD_PRELOAD": "/x.so"}, "x86_64", lambda _p: True) is None
-    assert bootstrap.ld_preload({}, "aarch64", lambda _p: False) is None
+    assert startup_steps.ld_preload({"LD_PRELOAD": "/x.so"}, "x86_64", lambda _p: True) is None
+    assert startup_steps.ld_preload({}, "aarch64", lambda _p: False) is None
 
 
 def test_exit_code_of_a_signalled_child() -> None:
-    assert bootstrap.exit_code(-15) == 143
-    assert bootstrap.exit_code(2) == 2
+    assert supervisor.exit_code(-15) == 143
+    assert supervisor.exit_code(2) == 2
 
 
 def test_settings_report_the_installed_airflow(sandbox: dict[str, Any]) -> None:
-    settings = bootstrap.read_settings(
+    settings = startup_steps.read_settings(
         {**sandbox["env"], "OPENMWAA_AIRFLOW_VERSION": "3.3.1"}, "3.3.2"
     )
 

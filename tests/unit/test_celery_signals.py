@@ -24,7 +24,7 @@ import pytest
 from openmwaa import runtime_bundle
 from openmwaa.runtime import bootstrap, celery_signals
 from openmwaa.runtime import task_protection as tp
-from tests.unit.ecs_agent_stub import Agent
+from tests.ecs_agent_stub import FakeEcsAgent
 
 DEFAULT_CONFIG = {"broker_url": "sqs://", "task_acks_late": True, "worker_concurrency": 5}
 
@@ -72,7 +72,7 @@ def signal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSignal:
 
 
 def test_celery_config_is_airflows_and_connects_the_receipt_handler(
-    signal: FakeSignal, agent: Agent, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog
+    signal: FakeSignal, agent: FakeEcsAgent, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog
 ) -> None:
     monkeypatch.setenv("ECS_AGENT_URI", agent.uri)
 
@@ -88,11 +88,7 @@ def test_celery_config_is_airflows_and_connects_the_receipt_handler(
     signal.send(sender=None, request=object())
 
     assert agent.requests == [
-        (
-            "PUT",
-            "/api/task-id/task-protection/v1/state",
-            {"ProtectionEnabled": True, "ExpiresInMinutes": 60},
-        )
+        ("PUT", agent.protection_path, {"ProtectionEnabled": True, "ExpiresInMinutes": 60})
     ]
     assert (tmp_path / "task-received").exists()
 
@@ -113,7 +109,7 @@ def test_without_an_ecs_agent_nothing_is_connected(
 
 
 def test_task_protection_switched_off_connects_nothing(
-    signal: FakeSignal, agent: Agent, tmp_path: Path, caplog
+    signal: FakeSignal, agent: FakeEcsAgent, tmp_path: Path, caplog
 ) -> None:
     # mw1.micro: ECS gives the agent URI, but the task may not change its protection
     env = {"ECS_AGENT_URI": agent.uri, "OPENMWAA_TASK_PROTECTION": "off"}

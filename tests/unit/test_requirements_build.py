@@ -18,7 +18,9 @@ import pytest
 
 from dag_sync import requirements_build as lambda_side
 from openmwaa.runtime import bootstrap
-from openmwaa.runtime.bootstrap import BUILD_MARKER, BUILDS_DIR, Settings
+from openmwaa.runtime import requirements as runtime_requirements
+from openmwaa.runtime.requirements import BUILD_MARKER, BUILDS_DIR
+from openmwaa.runtime.startup_steps import Settings
 
 FAKE_PIP = """#!/bin/bash
 echo "python $*" >> "$FAKE_CALLS"
@@ -67,12 +69,14 @@ def write_requirements(box: dict[str, Any], text: str = "fakepkg==1.0\n") -> byt
 
 def build(box: dict[str, Any], **env: str) -> int:
     settings = Settings("build-requirements", "3.3.2", 3, "3.12", str(box["sync"]), "8080")
-    return bootstrap.build_requirements({**box["env"], **env}, settings, box["python"])
+    return runtime_requirements.build_requirements({**box["env"], **env}, settings, box["python"])
 
 
 def install(box: dict[str, Any]) -> dict[str, str]:
     path = str(box["sync"] / "requirements.txt")
-    return bootstrap.install_requirements(path, box["env"], box["settings"], box["python"])
+    return runtime_requirements.install_requirements(
+        path, box["env"], box["settings"], box["python"]
+    )
 
 
 def builds_dir(box: dict[str, Any]) -> Path:
@@ -83,9 +87,11 @@ def builds_dir(box: dict[str, Any]) -> Path:
 
 
 def test_requirements_key_is_stable_for_the_same_inputs() -> None:
-    assert bootstrap.requirements_key(b"a==1\n", KEY_ENV) == bootstrap.requirements_key(
-        b"a==1\n", dict(KEY_ENV)
-    )
+    reordered = dict(reversed(list({**KEY_ENV, "PATH": "/bin"}.items())))
+
+    assert runtime_requirements.requirements_key(
+        b"a==1\n", KEY_ENV
+    ) == runtime_requirements.requirements_key(b"a==1\n", reordered)
 
 
 @pytest.mark.parametrize(
@@ -100,15 +106,15 @@ def test_requirements_key_is_stable_for_the_same_inputs() -> None:
 def test_requirements_key_changes_with_each_input(
     requirements: bytes, change: dict[str, str]
 ) -> None:
-    base = bootstrap.requirements_key(b"a==1\n", KEY_ENV)
+    base = runtime_requirements.requirements_key(b"a==1\n", KEY_ENV)
 
-    assert bootstrap.requirements_key(requirements, {**KEY_ENV, **change}) != base
+    assert runtime_requirements.requirements_key(requirements, {**KEY_ENV, **change}) != base
 
 
 def test_requirements_key_ignores_variables_outside_the_key() -> None:
-    base = bootstrap.requirements_key(b"a==1\n", KEY_ENV)
+    base = runtime_requirements.requirements_key(b"a==1\n", KEY_ENV)
 
-    assert bootstrap.requirements_key(b"a==1\n", {**KEY_ENV, "PATH": "/x"}) == base
+    assert runtime_requirements.requirements_key(b"a==1\n", {**KEY_ENV, "PATH": "/x"}) == base
 
 
 @pytest.mark.parametrize(
@@ -123,9 +129,11 @@ def test_requirements_key_ignores_variables_outside_the_key() -> None:
 def test_requirements_key_is_the_same_in_the_dag_sync_function(env: dict[str, str]) -> None:
     text = b"pandas==2.2.3\n# comment\nrequests\n"
 
-    assert bootstrap.requirements_key(text, env) == lambda_side.requirements_key(text, env)
-    assert bootstrap.KEY_VARIABLES == lambda_side.KEY_VARIABLES
-    assert (bootstrap.BUILDS_DIR, bootstrap.BUILD_MARKER) == (
+    assert runtime_requirements.requirements_key(text, env) == lambda_side.requirements_key(
+        text, env
+    )
+    assert runtime_requirements.KEY_VARIABLES == lambda_side.KEY_VARIABLES
+    assert (runtime_requirements.BUILDS_DIR, runtime_requirements.BUILD_MARKER) == (
         lambda_side.BUILDS_DIR,
         lambda_side.BUILD_MARKER,
     )
@@ -144,7 +152,7 @@ def test_container_uses_the_prebuilt_folder_without_pip(
 
     env = install(box)
 
-    key = bootstrap.requirements_key(b"fakepkg==1.0\n", box["env"])
+    key = runtime_requirements.requirements_key(b"fakepkg==1.0\n", box["env"])
     folder = builds_dir(box) / key
     assert pip_calls(box) == []
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(folder / "lib/python3.12/site-packages")
@@ -227,7 +235,7 @@ def test_build_installs_into_the_keys_folder_with_a_complete_marker(box: dict[st
 
     assert build(box) == 0
 
-    key = bootstrap.requirements_key(data, box["env"])
+    key = runtime_requirements.requirements_key(data, box["env"])
     folder = builds_dir(box) / key
     marker = json.loads((folder / BUILD_MARKER).read_text())
     assert (marker["key"], marker["python"], marker["airflow"]) == (key, "3.12", "3.3.2")
@@ -243,7 +251,7 @@ def test_build_turns_pip_user_off_for_the_prefix_install(
 ) -> None:
     seen: list[dict[str, str]] = []
     monkeypatch.setattr(
-        bootstrap, "pip_install", lambda args, env, *a, **k: seen.append(dict(env)) or 1
+        runtime_requirements, "pip_install", lambda args, env, *a, **k: seen.append(dict(env)) or 1
     )
     write_requirements(box)
 
@@ -266,13 +274,13 @@ def test_failed_build_leaves_the_previous_folder_and_reports(
 ) -> None:
     old = write_requirements(box, "fakepkg==1.0\n")
     build(box)
-    old_folder = builds_dir(box) / bootstrap.requirements_key(old, box["env"])
+    old_folder = builds_dir(box) / runtime_requirements.requirements_key(old, box["env"])
     before = sorted(p.relative_to(old_folder) for p in old_folder.rglob("*"))
     new = write_requirements(box, "fakepkg==2.0\n")
 
     assert build(box, FAKE_PIP_EXIT="1") == 1
 
-    new_key = bootstrap.requirements_key(new, box["env"])
+    new_key = runtime_requirements.requirements_key(new, box["env"])
     assert sorted(p.relative_to(old_folder) for p in old_folder.rglob("*")) == before
     assert not (builds_dir(box) / new_key).exists()
     assert not [p for p in builds_dir(box).iterdir() if p.name.startswith(".tmp-")]
@@ -287,7 +295,7 @@ def test_successful_build_clears_an_earlier_failure(box: dict[str, Any]) -> None
 
     assert build(box) == 0
 
-    key = bootstrap.requirements_key(data, box["env"])
+    key = runtime_requirements.requirements_key(data, box["env"])
     assert not (builds_dir(box) / f"{key}.failed").exists()
     assert (builds_dir(box) / key / BUILD_MARKER).is_file()
 
@@ -296,8 +304,8 @@ def test_build_losing_the_race_keeps_the_winners_folder(
     box: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = write_requirements(box)
-    key = bootstrap.requirements_key(data, box["env"])
-    real_pip = bootstrap.pip_install
+    key = runtime_requirements.requirements_key(data, box["env"])
+    real_pip = runtime_requirements.pip_install
 
     def pip_then_another_build_wins(*args: Any, **kwargs: Any) -> int | None:
         code = real_pip(*args, **kwargs)
@@ -307,7 +315,7 @@ def test_build_losing_the_race_keeps_the_winners_folder(
         (winner / BUILD_MARKER).write_text(json.dumps(marker))
         return code
 
-    monkeypatch.setattr(bootstrap, "pip_install", pip_then_another_build_wins)
+    monkeypatch.setattr(runtime_requirements, "pip_install", pip_then_another_build_wins)
 
     assert build(box) == 0
     assert sorted(p.name for p in builds_dir(box).iterdir()) == [key]
@@ -324,11 +332,11 @@ def test_build_prunes_old_builds_but_keeps_the_newest(box: dict[str, Any]) -> No
     for version in range(1, 6):
         data = write_requirements(box, f"fakepkg=={version}.0\n")
         build(box)
-        keys.append(bootstrap.requirements_key(data, box["env"]))
+        keys.append(runtime_requirements.requirements_key(data, box["env"]))
         os.utime(builds_dir(box) / keys[-1] / BUILD_MARKER, (version, version))
 
     folders = sorted(p.name for p in builds_dir(box).iterdir() if p.is_dir())
-    assert folders == sorted(keys[-bootstrap.KEEP_BUILDS :])
+    assert folders == sorted(keys[-runtime_requirements.KEEP_BUILDS :])
 
 
 def test_prune_removes_stale_temporary_folders_only(box: dict[str, Any]) -> None:
@@ -338,7 +346,9 @@ def test_prune_removes_stale_temporary_folders_only(box: dict[str, Any]) -> None
         folder.mkdir(parents=True)
     os.utime(stale, (0, 0))
 
-    bootstrap.prune_builds(str(builds), "current", now=3 * bootstrap.BUILD_TIMEOUT)
+    runtime_requirements.prune_builds(
+        str(builds), "current", now=3 * runtime_requirements.BUILD_TIMEOUT
+    )
 
     assert not stale.exists() and fresh.exists()
 
@@ -352,7 +362,7 @@ def test_prune_never_follows_a_symlink(box: dict[str, Any], tmp_path: Path) -> N
     for name in ("a", "b", "c", "d"):
         os.symlink(outside / "keep", builds / name)
 
-    bootstrap.prune_builds(str(builds), "current", now=1e9)
+    runtime_requirements.prune_builds(str(builds), "current", now=1e9)
 
     assert (outside / "keep" / BUILD_MARKER).is_file()
 

@@ -16,14 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "execution-api", "worker")
-"""Values of ``OPENMWAA_COMPONENT``. ``execution-api`` exists on Airflow 3 only."""
+from .contracts import API_SERVER, DAG_PROCESSOR, EXECUTION_API, SCHEDULER, TRIGGERER, WORKER
 
-API_SERVER_PORT = 8080
-"""The port of the UI and REST API server (Airflow 3 api-server, Airflow 2 webserver)."""
-EXECUTION_API_PORT = 8081
-"""The port of the Task Execution API server (Airflow 3): distinct from the UI's, since
-mw1.micro runs both in one task, which has one network namespace."""
+# Kept importable from here for the construct, which is moving to .contracts.
+from .contracts import API_SERVER_PORT as API_SERVER_PORT
+from .contracts import COMPONENTS as COMPONENTS
+from .contracts import EXECUTION_API_PORT as EXECUTION_API_PORT
 
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
@@ -281,7 +279,7 @@ def default_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
     """openmwaa's defaults for the options the environment does not set."""
     defaults = OPINIONATED_DEFAULTS if major >= 3 else OPINIONATED_DEFAULTS_AIRFLOW2
     names = {env_name(k): v for k, v in defaults.items()}
-    if major >= 3 and env.get("OPENMWAA_COMPONENT") == "api-server":
+    if major >= 3 and env.get("OPENMWAA_COMPONENT") == API_SERVER:
         names.update(API_SERVER_DEFAULTS)
     return {k: v for k, v in names.items() if k not in env}
 
@@ -342,24 +340,24 @@ def _reserved(name: str) -> bool:
 
 def airflow_command(component: str, major: int, api_port: str, worker_queue: str = "") -> list[str]:
     """The Airflow CLI command of a component; a pool's worker consumes `worker_queue` only."""
-    if component == "scheduler":
+    if component == SCHEDULER:
         return ["airflow", "scheduler"]
-    if component == "dag-processor":
+    if component == DAG_PROCESSOR:
         return ["airflow", "dag-processor"]
-    if component == "triggerer":
+    if component == TRIGGERER:
         return ["airflow", "triggerer"]
-    if component == "api-server":
+    if component == API_SERVER:
         if major < 3:
             return ["airflow", "webserver", "--port", api_port]
         # The UI and the REST API only: the Task Execution API runs apart (execution-api).
         # Behind the load balancer: take the client's scheme and address from its
         # X-Forwarded-* headers (uvicorn's proxy headers; trusted per FORWARDED_ALLOW_IPS).
         return ["airflow", "api-server", "--apps", "core", "--port", api_port, "--proxy-headers"]
-    if component == "execution-api":
+    if component == EXECUTION_API:
         if major < 3:
             raise ConfigError("OPENMWAA_COMPONENT execution-api needs Airflow 3")
         return ["airflow", "api-server", "--apps", "execution", "--port", api_port]
-    if component == "worker":
+    if component == WORKER:
         if worker_queue:
             return ["airflow", "celery", "worker", "--queues", worker_queue]
         return ["airflow", "celery", "worker"]
