@@ -1,9 +1,8 @@
-"""The ECS cluster and one Fargate service per Airflow component."""
+"""The ECS cluster and one Fargate service per Airflow component (tasks: `task_definitions`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
@@ -16,88 +15,32 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from .airflow_secrets import AirflowSecrets
-from .container_environment import (
-    SERVER_PORTS,
-    SYNC_ROOT,
-    ContainerSettings,
-    container_environment,
-)
+from .container_environment import ContainerSettings
 from .environment_class import EnvironmentClassSpec, TaskSize
 from .log_groups import AirflowLogGroups
 from .props import WorkerPool
-from .runtime_bundle import RUNTIME_ENTRY_POINT, RUNTIME_ENV_VAR, runtime_bundle_b64
+from .runtime import contracts
+from .task_definitions import (
+    API_SERVER,
+    DAG_PROCESSOR,
+    EXECUTION_API,
+    SCHEDULER,
+    TRIGGERER,
+    WORKER,
+    Component,
+    TaskDefinitionFactory,
+    components_for,
+)
 from .versions import is_airflow_2
 
-RUNTIME_VOLUME = "openmwaa-runtime"
-RUNTIME_DIR = "/opt/openmwaa"
-RUNTIME_PATH = f"{RUNTIME_DIR}/runtime.pyz"
-SYNC_VOLUME = "airflow-sync"
-EXECUTION_API_DNS_NAME = "execution-api"
+EXECUTION_API_DNS_NAME = contracts.EXECUTION_API
 """The Task Execution API service's Cloud Map name, in the environment's namespace."""
-WORKER_STOP_TIMEOUT = Duration.seconds(120)
-"""How long ECS waits after SIGTERM before it kills a worker: Fargate's maximum."""
 EXECUTION_API_CPU_TARGET_PERCENT = 70
 
-EXECUTION_API_HEALTH_COMMAND = [
-    "CMD",
-    "python",
-    "-c",
-    "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/execution/health'"
-    " % os.environ['OPENMWAA_API_SERVER_PORT'], timeout=5).read()",
-]
-"""The execution-api container's health check: its health route answers 200. ECS puts the
-task's address in Cloud Map only while it is healthy, so workers never resolve a server that
-is still starting (its start-up steps can take minutes)."""
-EXECUTION_API_HEALTH_CHECK = ecs.HealthCheck(
-    command=EXECUTION_API_HEALTH_COMMAND,
-    interval=Duration.seconds(10),
-    timeout=Duration.seconds(5),
-    retries=10,
-    start_period=Duration.seconds(300),
-)
-"""Checked every 10 s. Failures count only after the service's `START_UP_GRACE_PERIOD` (the
-start-up steps: startup.sh, requirements, waiting for a migration); after that, a task that
-stops answering for 100 s is replaced."""
 START_UP_GRACE_PERIOD = Duration.minutes(15)
 """How long ECS ignores the health checks of a new api-server or execution-api task (its load
 balancer's and its container's): startup.sh (5 minutes at most) and a requirements install
 (9 at most) fit in it."""
-
-RUNTIME_INSTALL_COMMAND = [
-    "/bin/bash",
-    "-c",
-    f"set -euo pipefail; printf '%s' \"${RUNTIME_ENV_VAR}\" | base64 -d > {RUNTIME_PATH}.tmp;"
-    f" mv {RUNTIME_PATH}.tmp {RUNTIME_PATH}",
-]
-"""The init container's command: decode the runtime into the task's shared volume."""
-
-AIRFLOW_COMMAND = ["python", RUNTIME_PATH]
-"""Every Airflow container's command: the runtime's bootstrap, which execs the component."""
-
-
-@dataclass(frozen=True)
-class Component:
-    """An Airflow component: its `OPENMWAA_COMPONENT` value, construct id and log type."""
-
-    name: str
-    construct_id: str
-    log_type: str
-
-
-SCHEDULER = Component("scheduler", "Scheduler", "scheduler")
-DAG_PROCESSOR = Component("dag-processor", "DagProcessor", "dag_processing")
-TRIGGERER = Component("triggerer", "Triggerer", "triggerer")
-API_SERVER = Component("api-server", "ApiServer", "webserver")
-EXECUTION_API = Component("execution-api", "ExecutionApi", "webserver")
-WORKER = Component("worker", "Worker", "worker")
-COMPONENTS = (SCHEDULER, DAG_PROCESSOR, TRIGGERER, API_SERVER, EXECUTION_API, WORKER)
-
-
-def components_for(airflow_version: str) -> tuple[Component, ...]:
-    """The components an Airflow version runs: no Task Execution API before Airflow 3."""
-    if is_airflow_2(airflow_version):
-        return tuple(c for c in COMPONENTS if c is not EXECUTION_API)
-    return COMPONENTS
 
 
 def execution_api_host(
@@ -112,48 +55,8 @@ def execution_api_host(
     return f"{EXECUTION_API_DNS_NAME}.{namespace_name}"
 
 
-def add_sync_volume(
-    task: ecs.TaskDefinition, file_system: efs.IFileSystem, access_point: efs.IAccessPoint
-) -> None:
-    """The task's `SYNC_VOLUME`: the EFS access point, over TLS, with IAM authorization."""
-    task.add_volume(
-        name=SYNC_VOLUME,
-        efs_volume_configuration=ecs.EfsVolumeConfiguration(
-            file_system_id=file_system.file_system_id,
-            transit_encryption="ENABLED",
-            authorization_config=ecs.AuthorizationConfig(
-                access_point_id=access_point.access_point_id, iam="ENABLED"
-            ),
-        ),
-    )
-
-
-def add_runtime_installer(
-    task: ecs.TaskDefinition, image: ecs.ContainerImage, logging: ecs.LogDriver
-) -> ecs.ContainerDefinition:
-    """The task's `RUNTIME_VOLUME` and the short-lived init container (construct id
-    `Runtime`) that decodes the openmwaa runtime into it; the Airflow containers wait for it."""
-    task.add_volume(name=RUNTIME_VOLUME)
-    runtime = task.add_container(
-        "Runtime",
-        container_name="openmwaa-runtime",
-        image=image,
-        essential=False,
-        user="0",
-        entry_point=RUNTIME_ENTRY_POINT,
-        command=RUNTIME_INSTALL_COMMAND,
-        environment={RUNTIME_ENV_VAR: runtime_bundle_b64()},
-        memory_reservation_mib=64,
-        logging=logging,
-    )
-    runtime.add_mount_points(
-        ecs.MountPoint(container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=False)
-    )
-    return runtime
-
-
 class AirflowServices(Construct):
-    """The ECS cluster (Container Insights on) and the Airflow services on Fargate.
+    """The ECS cluster (or `existing_cluster`) and the Airflow services on Fargate.
 
     One service per component, sized by the environment class: `scheduler` (`schedulers`
     tasks), `dag_processor` (1), `triggerer` (1), `api_server` (the UI and REST API:
@@ -199,31 +102,40 @@ class AirflowServices(Construct):
         worker_fargate_spot: bool = False,
         worker_pools: Sequence[WorkerPool] = (),
         enable_execute_command: bool = False,
+        existing_cluster: ecs.ICluster | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._vpc_subnets = vpc_subnets
         self._security_group = security_group
-        self._file_system = file_system
-        self._access_point = access_point
-        self._task_role = task_role
-        self._database_secret = database_secret
-        self._secrets = secrets
-        self._log_groups = log_groups
-        self._settings = settings
-        self._image = image
+        self._tasks = TaskDefinitionFactory(
+            task_role=task_role,
+            file_system=file_system,
+            access_point=access_point,
+            image=image,
+            log_groups=log_groups,
+            database_secret=database_secret,
+            secrets=secrets,
+            settings=settings,
+        )
         self._enable_execute_command = enable_execute_command
         self.components = components_for(airflow_version)
 
-        self.cluster = ecs.Cluster(
-            self,
-            "Cluster",
-            vpc=vpc,
-            container_insights_v2=ecs.ContainerInsights.ENABLED,
-            # Only Spot needs capacity providers; associating them can fail in a fresh
-            # account whose ECS service-linked role is not ready, so avoid it otherwise.
-            enable_fargate_capacity_providers=worker_fargate_spot
-            or any(pool.fargate_spot for pool in worker_pools),
-        )
+        # Only Spot needs capacity providers; associating them can fail in a fresh account
+        # whose ECS service-linked role is not ready, so avoid it otherwise.
+        spot = worker_fargate_spot or any(pool.fargate_spot for pool in worker_pools)
+        self.cluster: ecs.ICluster
+        if existing_cluster is None:
+            self.cluster = ecs.Cluster(
+                self,
+                "Cluster",
+                vpc=vpc,
+                container_insights_v2=ecs.ContainerInsights.ENABLED,
+                enable_fargate_capacity_providers=spot,
+            )
+        else:
+            self.cluster = existing_cluster
+            if spot and isinstance(existing_cluster, ecs.Cluster):
+                existing_cluster.enable_fargate_capacity_providers()
         self.services: dict[str, ecs.FargateService] = {}
         self.task_definitions: dict[str, ecs.FargateTaskDefinition] = {}
         self.worker_pools: dict[str, ecs.FargateService] = {}
@@ -234,9 +146,9 @@ class AirflowServices(Construct):
         above mw1.micro only)."""
 
         if spec.all_in_one:
-            task = self._task_definition("AllInOne", spec.worker, "scheduler")
+            task = self._tasks.task_definition(self, "AllInOne", spec.worker, contracts.SCHEDULER)
             for component in self.components:
-                self._airflow_container(task, component)
+                self._tasks.airflow_container(task, component)
             service = self._service("AllInOne", task, desired_count=1, api_server=True)
             for component in self.components:
                 self.services[component.name] = service
@@ -268,10 +180,10 @@ class AirflowServices(Construct):
             WORKER: None,
         }
         for component in self.components:
-            task = self._task_definition(
-                component.construct_id, sizes[component], component.log_type
+            task = self._tasks.task_definition(
+                self, component.construct_id, sizes[component], component.log_type
             )
-            self._airflow_container(task, component)
+            self._tasks.airflow_container(task, component)
             self.task_definitions[component.name] = task
             self.services[component.name] = self._service(
                 component.construct_id,
@@ -283,8 +195,8 @@ class AirflowServices(Construct):
             )
         for pool in worker_pools:
             construct_id = f"WorkerPool-{pool.queue}"
-            task = self._task_definition(construct_id, spec.worker, WORKER.log_type)
-            self._airflow_container(task, WORKER, worker_queue=pool.queue)
+            task = self._tasks.task_definition(self, construct_id, spec.worker, WORKER.log_type)
+            self._tasks.airflow_container(task, WORKER, worker_queue=pool.queue)
             self._pool_task_definitions[pool.queue] = task
             self.worker_pools[pool.queue] = self._service(
                 construct_id, task, desired_count=None, spot=pool.fargate_spot
@@ -325,97 +237,6 @@ class AirflowServices(Construct):
                 raise ValueError(f"no container {container_name} in {task.node.path}")
             for name, value in environment.items():
                 container.add_environment(name, value)
-
-    def _task_definition(
-        self, construct_id: str, size: TaskSize, log_type: str
-    ) -> ecs.FargateTaskDefinition:
-        task = ecs.FargateTaskDefinition(
-            self,
-            f"{construct_id}Task",
-            cpu=size.cpu,
-            memory_limit_mib=size.memory_mib,
-            task_role=self._task_role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        add_sync_volume(task, self._file_system, self._access_point)
-        self._file_system.grant_read(task.task_role)
-        add_runtime_installer(
-            task,
-            self._image,
-            ecs.LogDrivers.aws_logs(
-                stream_prefix="runtime", log_group=self._log_groups.group(log_type)
-            ),
-        )
-        return task
-
-    def _airflow_container(
-        self, task: ecs.FargateTaskDefinition, component: Component, worker_queue: str = ""
-    ) -> ecs.ContainerDefinition:
-        log_settings = self._log_groups.settings(component.log_type)
-        level = (
-            self._log_groups.settings("task").level if component is WORKER else log_settings.level
-        )
-        secrets = {
-            "OPENMWAA_DB_SECRET": ecs.Secret.from_secrets_manager(self._database_secret),
-            "OPENMWAA_FERNET_SEED": ecs.Secret.from_secrets_manager(self._secrets.fernet_seed),
-            "AIRFLOW__API_AUTH__JWT_SECRET": ecs.Secret.from_secrets_manager(
-                self._secrets.jwt_secret
-            ),
-            "AIRFLOW__API__SECRET_KEY": ecs.Secret.from_secrets_manager(
-                self._secrets.api_secret_key
-            ),
-        }
-        if component is API_SERVER:
-            secrets["OPENMWAA_ADMIN_SECRET"] = ecs.Secret.from_secrets_manager(self._secrets.admin)
-        container = task.add_container(
-            component.construct_id,
-            container_name=component.name,
-            image=self._image,
-            entry_point=RUNTIME_ENTRY_POINT,
-            command=AIRFLOW_COMMAND,
-            environment=container_environment(
-                self._settings,
-                component=component.name,
-                log_level=level.value,
-                worker_queue=worker_queue,
-            ),
-            secrets=secrets,
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=f"{component.name}-{worker_queue}"
-                if worker_queue
-                else component.name,
-                log_group=self._log_groups.group(component.log_type),
-            )
-            if log_settings.enabled
-            else None,
-            stop_timeout=WORKER_STOP_TIMEOUT if component is WORKER else None,
-            port_mappings=[
-                ecs.PortMapping(
-                    container_port=SERVER_PORTS[component.name],
-                    name="api" if component is API_SERVER else "execution",
-                )
-            ]
-            if component.name in SERVER_PORTS
-            else None,
-            health_check=EXECUTION_API_HEALTH_CHECK if component is EXECUTION_API else None,
-        )
-        container.add_mount_points(
-            ecs.MountPoint(container_path=SYNC_ROOT, source_volume=SYNC_VOLUME, read_only=True),
-            ecs.MountPoint(
-                container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=True
-            ),
-        )
-        runtime = task.node.find_child("Runtime")
-        if isinstance(runtime, ecs.ContainerDefinition):
-            container.add_container_dependencies(
-                ecs.ContainerDependency(
-                    container=runtime, condition=ecs.ContainerDependencyCondition.SUCCESS
-                )
-            )
-        return container
 
     def _service(
         self,

@@ -7,7 +7,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk.assertions import Match
 
 from openmwaa.runtime_bundle import RUNTIME_ENTRY_POINT
-from openmwaa.services import AIRFLOW_COMMAND, RUNTIME_INSTALL_COMMAND
+from openmwaa.task_definitions import AIRFLOW_COMMAND, RUNTIME_INSTALL_COMMAND
 from tests.conftest import template_of
 from tools.cdk_app import project_app
 
@@ -391,10 +391,10 @@ def test_services_airflow_2_webserver_knows_its_url_and_trusts_the_load_balancer
 
 def test_services_task_queued_timeout_outlasts_a_worker_cold_start(default_template) -> None:
     from openmwaa.container_environment import TASK_QUEUED_TIMEOUT_SECONDS, cold_start_seconds
-    from openmwaa.runtime import bootstrap
+    from openmwaa.runtime import requirements, startup_steps
 
     worst = cold_start_seconds()
-    assert worst >= bootstrap.STARTUP_SCRIPT_TIMEOUT + bootstrap.REQUIREMENTS_TIMEOUT + 60
+    assert worst >= startup_steps.STARTUP_SCRIPT_TIMEOUT + requirements.REQUIREMENTS_TIMEOUT + 60
     assert worst <= TASK_QUEUED_TIMEOUT_SECONDS == 1200
     for name in ("scheduler", "worker"):
         environment = env_of(container(default_template, name))

@@ -1,0 +1,254 @@
+"""The Airflow task definitions: the containers of each component and the init container
+that writes the openmwaa runtime into every task (the services are in `services`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+from constructs import Construct
+
+from .airflow_secrets import AirflowSecrets
+from .container_environment import (
+    SERVER_PORTS,
+    SYNC_ROOT,
+    ContainerSettings,
+    container_environment,
+)
+from .environment_class import TaskSize
+from .image_mirror import MirroredImage
+from .log_groups import AirflowLogGroups
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import IMAGE_PULL_TOKEN, INLINE_ROLE_POLICY, PLAIN_CONTAINER_ENVIRONMENT
+from .runtime import contracts
+from .runtime_bundle import RUNTIME_ENTRY_POINT, RUNTIME_ENV_VAR, runtime_bundle_b64
+from .versions import is_airflow_2
+
+RUNTIME_VOLUME = "openmwaa-runtime"
+RUNTIME_DIR = "/opt/openmwaa"
+RUNTIME_PATH = f"{RUNTIME_DIR}/runtime.pyz"
+SYNC_VOLUME = "airflow-sync"
+RUNTIME_CONTAINER = "openmwaa-runtime"
+
+WORKER_STOP_TIMEOUT = Duration.seconds(120)
+"""How long ECS waits after SIGTERM before it kills a worker: Fargate's maximum."""
+
+EXECUTION_API_HEALTH_COMMAND = [
+    "CMD",
+    "python",
+    "-c",
+    "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/execution/health'"
+    " % os.environ['OPENMWAA_API_SERVER_PORT'], timeout=5).read()",
+]
+"""The execution-api container's health check: its health route answers 200. ECS puts the
+task's address in Cloud Map only while it is healthy, so workers never resolve a server that
+is still starting (its start-up steps can take minutes)."""
+EXECUTION_API_HEALTH_CHECK = ecs.HealthCheck(
+    command=EXECUTION_API_HEALTH_COMMAND,
+    interval=Duration.seconds(10),
+    timeout=Duration.seconds(5),
+    retries=10,
+    start_period=Duration.seconds(300),
+)
+"""Checked every 10 s. Failures count only after `services.START_UP_GRACE_PERIOD` (the
+start-up steps: startup.sh, requirements, waiting for a migration); after that, a task that
+stops answering for 100 s is replaced."""
+
+RUNTIME_INSTALL_COMMAND = [
+    "/bin/bash",
+    "-c",
+    f"set -euo pipefail; printf '%s' \"${RUNTIME_ENV_VAR}\" | base64 -d > {RUNTIME_PATH}.tmp;"
+    f" mv {RUNTIME_PATH}.tmp {RUNTIME_PATH}",
+]
+"""The init container's command: decode the runtime into the task's shared volume."""
+
+AIRFLOW_COMMAND = ["python", RUNTIME_PATH]
+"""Every Airflow container's command: the runtime's bootstrap, which execs the component."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """An Airflow component: its `OPENMWAA_COMPONENT` value, construct id and log type."""
+
+    name: str
+    construct_id: str
+    log_type: str
+
+
+SCHEDULER = Component(contracts.SCHEDULER, "Scheduler", "scheduler")
+DAG_PROCESSOR = Component(contracts.DAG_PROCESSOR, "DagProcessor", "dag_processing")
+TRIGGERER = Component(contracts.TRIGGERER, "Triggerer", "triggerer")
+API_SERVER = Component(contracts.API_SERVER, "ApiServer", "webserver")
+EXECUTION_API = Component(contracts.EXECUTION_API, "ExecutionApi", "webserver")
+WORKER = Component(contracts.WORKER, "Worker", "worker")
+COMPONENTS = (SCHEDULER, DAG_PROCESSOR, TRIGGERER, API_SERVER, EXECUTION_API, WORKER)
+
+
+def components_for(airflow_version: str) -> tuple[Component, ...]:
+    """The components an Airflow version runs: no Task Execution API before Airflow 3."""
+    if is_airflow_2(airflow_version):
+        return tuple(c for c in COMPONENTS if c is not EXECUTION_API)
+    return COMPONENTS
+
+
+def add_sync_volume(
+    task: ecs.TaskDefinition, file_system: efs.IFileSystem, access_point: efs.IAccessPoint
+) -> None:
+    """The task's `SYNC_VOLUME`: the EFS access point, over TLS, with IAM authorization."""
+    task.add_volume(
+        name=SYNC_VOLUME,
+        efs_volume_configuration=ecs.EfsVolumeConfiguration(
+            file_system_id=file_system.file_system_id,
+            transit_encryption="ENABLED",
+            authorization_config=ecs.AuthorizationConfig(
+                access_point_id=access_point.access_point_id, iam="ENABLED"
+            ),
+        ),
+    )
+
+
+def add_runtime_installer(
+    task: ecs.TaskDefinition, image: ecs.ContainerImage, logging: ecs.LogDriver
+) -> ecs.ContainerDefinition:
+    """The task's `RUNTIME_VOLUME` and the short-lived init container (construct id
+    `Runtime`) that decodes the openmwaa runtime into it; the Airflow containers wait for it.
+
+    The first container of the task, so its image is bound here: an image of the
+    environment's mirror grants the task's execution role ECR's pull token, acknowledged here.
+    """
+    task.add_volume(name=RUNTIME_VOLUME)
+    runtime = task.add_container(
+        "Runtime",
+        container_name=RUNTIME_CONTAINER,
+        image=image,
+        essential=False,
+        user="0",
+        entry_point=RUNTIME_ENTRY_POINT,
+        command=RUNTIME_INSTALL_COMMAND,
+        environment={RUNTIME_ENV_VAR: runtime_bundle_b64()},
+        memory_reservation_mib=64,
+        logging=logging,
+    )
+    runtime.add_mount_points(
+        ecs.MountPoint(container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=False)
+    )
+    if isinstance(image, MirroredImage):
+        acknowledge(task.execution_role, [IMAGE_PULL_TOKEN])
+    return runtime
+
+
+@dataclass(frozen=True)
+class TaskDefinitionFactory:
+    """What every Airflow task definition is built from: the role Airflow runs as (the task
+    role), the EFS file system and access point, the image, the log groups, the secrets and
+    the containers' settings. Each task definition acknowledges its own cdk-nag findings."""
+
+    task_role: iam.IRole
+    file_system: efs.FileSystem
+    access_point: efs.AccessPoint
+    image: ecs.ContainerImage
+    log_groups: AirflowLogGroups
+    database_secret: secretsmanager.ISecret
+    secrets: AirflowSecrets
+    settings: ContainerSettings
+
+    def task_definition(
+        self, scope: Construct, construct_id: str, size: TaskSize, log_type: str
+    ) -> ecs.FargateTaskDefinition:
+        """A task definition `<construct_id>Task` in `scope`, with the EFS and runtime volumes
+        and the init container; add its Airflow containers with `airflow_container`."""
+        task = ecs.FargateTaskDefinition(
+            scope,
+            f"{construct_id}Task",
+            cpu=size.cpu,
+            memory_limit_mib=size.memory_mib,
+            task_role=self.task_role,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        add_sync_volume(task, self.file_system, self.access_point)
+        self.file_system.grant_read(task.task_role)
+        add_runtime_installer(
+            task,
+            self.image,
+            ecs.LogDrivers.aws_logs(
+                stream_prefix="runtime", log_group=self.log_groups.group(log_type)
+            ),
+        )
+        acknowledge(task, [PLAIN_CONTAINER_ENVIRONMENT, INLINE_ROLE_POLICY])
+        return task
+
+    def airflow_container(
+        self, task: ecs.FargateTaskDefinition, component: Component, worker_queue: str = ""
+    ) -> ecs.ContainerDefinition:
+        """The container of `component` in `task`, started once the init container is done."""
+        log_settings = self.log_groups.settings(component.log_type)
+        level = (
+            self.log_groups.settings("task").level if component is WORKER else log_settings.level
+        )
+        secrets = {
+            "OPENMWAA_DB_SECRET": ecs.Secret.from_secrets_manager(self.database_secret),
+            "OPENMWAA_FERNET_SEED": ecs.Secret.from_secrets_manager(self.secrets.fernet_seed),
+            "AIRFLOW__API_AUTH__JWT_SECRET": ecs.Secret.from_secrets_manager(
+                self.secrets.jwt_secret
+            ),
+            "AIRFLOW__API__SECRET_KEY": ecs.Secret.from_secrets_manager(
+                self.secrets.api_secret_key
+            ),
+        }
+        if component is API_SERVER:
+            secrets["OPENMWAA_ADMIN_SECRET"] = ecs.Secret.from_secrets_manager(self.secrets.admin)
+        container = task.add_container(
+            component.construct_id,
+            container_name=component.name,
+            image=self.image,
+            entry_point=RUNTIME_ENTRY_POINT,
+            command=AIRFLOW_COMMAND,
+            environment=container_environment(
+                self.settings,
+                component=component.name,
+                log_level=level.value,
+                worker_queue=worker_queue,
+            ),
+            secrets=secrets,
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix=f"{component.name}-{worker_queue}"
+                if worker_queue
+                else component.name,
+                log_group=self.log_groups.group(component.log_type),
+            )
+            if log_settings.enabled
+            else None,
+            stop_timeout=WORKER_STOP_TIMEOUT if component is WORKER else None,
+            port_mappings=[
+                ecs.PortMapping(
+                    container_port=SERVER_PORTS[component.name],
+                    name="api" if component is API_SERVER else "execution",
+                )
+            ]
+            if component.name in SERVER_PORTS
+            else None,
+            health_check=EXECUTION_API_HEALTH_CHECK if component is EXECUTION_API else None,
+        )
+        container.add_mount_points(
+            ecs.MountPoint(container_path=SYNC_ROOT, source_volume=SYNC_VOLUME, read_only=True),
+            ecs.MountPoint(
+                container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=True
+            ),
+        )
+        runtime = task.find_container(RUNTIME_CONTAINER)
+        if runtime is None:
+            raise LookupError(f"no {RUNTIME_CONTAINER} container in {task.node.path}")
+        container.add_container_dependencies(
+            ecs.ContainerDependency(
+                container=runtime, condition=ecs.ContainerDependencyCondition.SUCCESS
+            )
+        )
+        return container
