@@ -24,6 +24,13 @@ class AirflowStack(cdk.Stack):
             environment_class=EnvironmentClass.MW1_SMALL,
         )
         cdk.CfnOutput(self, "SourceBucketName", value=self.airflow.bucket.bucket_name)
+        cdk.CfnOutput(self, "AirflowUrl", value=self.airflow.url)
+        cdk.CfnOutput(
+            self,
+            "AdminSecretArn",
+            value=self.airflow.admin_secret.secret_arn,
+            description="Break-glass admin user: aws secretsmanager get-secret-value",
+        )
 
 
 def build_app(app: cdk.App | None = None) -> cdk.App:

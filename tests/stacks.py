@@ -31,12 +31,9 @@ def environment_stack(
     return stack, AirflowEnvironment(stack, "Airflow", **props)
 
 
-def kms_imported_vpc_stack(app: cdk.App | None = None) -> tuple[cdk.Stack, AirflowEnvironment]:
-    """A customer managed key and a VPC imported by attributes (a shared VPC)."""
-    app = app or project_app()
-    stack = cdk.Stack(app, "KmsImportedVpc", env=TEST_ENV)
-    key = kms.Key(stack, "Key", enable_key_rotation=True, description="Airflow data key")
-    vpc = ec2.Vpc.from_vpc_attributes(
+def shared_vpc(stack: cdk.Stack) -> ec2.IVpc:
+    """A VPC imported by attributes, as a shared VPC is."""
+    return ec2.Vpc.from_vpc_attributes(
         stack,
         "SharedVpc",
         vpc_id="vpc-0a1b2c3d4e5f67890",
@@ -44,6 +41,14 @@ def kms_imported_vpc_stack(app: cdk.App | None = None) -> tuple[cdk.Stack, Airfl
         private_subnet_ids=["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"],
         vpc_cidr_block="10.20.0.0/16",
     )
+
+
+def kms_imported_vpc_stack(app: cdk.App | None = None) -> tuple[cdk.Stack, AirflowEnvironment]:
+    """A customer managed key and a VPC imported by attributes (a shared VPC)."""
+    app = app or project_app()
+    stack = cdk.Stack(app, "KmsImportedVpc", env=TEST_ENV)
+    key = kms.Key(stack, "Key", enable_key_rotation=True, description="Airflow data key")
+    vpc = shared_vpc(stack)
     env = AirflowEnvironment(stack, "Airflow", kms_key=key, vpc=vpc, environment_name="shared")
     return stack, env
 

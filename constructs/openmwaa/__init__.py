@@ -2,6 +2,7 @@
 
 from .environment import AirflowEnvironment
 from .environment_class import EnvironmentClass
+from .environment_props import AirflowEnvironmentProps
 from .props import (
     LoggingConfiguration,
     LogLevel,
@@ -12,6 +13,7 @@ from .props import (
 
 __all__ = [
     "AirflowEnvironment",
+    "AirflowEnvironmentProps",
     "EnvironmentClass",
     "LogLevel",
     "LoggingConfiguration",

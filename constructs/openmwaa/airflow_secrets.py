@@ -10,6 +10,14 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 
 from constructs import Construct
 
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import (
+    ADMIN_SECRET_ROTATION,
+    FERNET_SEED_ROTATION,
+    SECRET_WITHOUT_CMK,
+    SIGNING_SECRET_ROTATION,
+)
+
 ADMIN_USERNAME = "admin"
 
 
@@ -77,6 +85,13 @@ class AirflowSecrets(Construct):
                 exclude_punctuation=True,
             ),
         )
+        if kms_key is None:
+            for secret in self.all:
+                acknowledge(secret, [SECRET_WITHOUT_CMK])
+        acknowledge(self.fernet_seed, FERNET_SEED_ROTATION)
+        acknowledge(self.jwt_secret, SIGNING_SECRET_ROTATION)
+        acknowledge(self.api_secret_key, SIGNING_SECRET_ROTATION)
+        acknowledge(self.admin, ADMIN_SECRET_ROTATION)
 
     def _random(
         self,

@@ -13,10 +13,12 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 
+from . import defaults
 from .bundled_function import FunctionPlacement, bundled_function
-from .execution_role import METRIC_NAMESPACE
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import AUTOSCALER_FUNCTION, AUTOSCALER_STATE_TABLE, worker_task_protection
+from .runtime.contracts import METRIC_NAMESPACE
 
-DEFAULT_SCALE_IN_COOLDOWN = Duration.minutes(5)
 SAMPLE_INTERVAL_SECONDS = 5
 INVOCATION_BUDGET_SECONDS = 50
 
@@ -57,7 +59,7 @@ class WorkerAutoscaler(Construct):
         max_workers: int,
         tasks_per_worker: int,
         placement: FunctionPlacement,
-        scale_in_cooldown: Duration = DEFAULT_SCALE_IN_COOLDOWN,
+        scale_in_cooldown: Duration = defaults.SCALE_IN_COOLDOWN,
         kms_key: kms.IKey | None = None,
         worker_pool: str | None = None,
     ) -> None:
@@ -79,6 +81,7 @@ class WorkerAutoscaler(Construct):
             time_to_live_attribute="expires",
             removal_policy=RemovalPolicy.DESTROY,
         )
+        acknowledge(self.table, AUTOSCALER_STATE_TABLE)
         self.function = bundled_function(
             self,
             "Function",
@@ -146,6 +149,7 @@ class WorkerAutoscaler(Construct):
                     },
                 )
             )
+        acknowledge(self.function, AUTOSCALER_FUNCTION)
         self.schedule = events.Rule(
             self,
             "Schedule",
@@ -167,3 +171,4 @@ class WorkerAutoscaler(Construct):
                 ],
             )
         )
+        acknowledge(worker_task_role, [worker_task_protection(worker_task_role, cluster)])

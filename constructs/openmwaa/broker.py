@@ -8,6 +8,9 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import BROKER_WITHOUT_DLQ
+
 VISIBILITY_TIMEOUT = Duration.hours(12)
 
 
@@ -50,7 +53,7 @@ class CeleryBroker(Construct):
         return [self.queue, *self.pool_queues.values()]
 
     def _queue(self, construct_id: str) -> sqs.Queue:
-        return sqs.Queue(
+        queue = sqs.Queue(
             self,
             construct_id,
             encryption=(
@@ -63,3 +66,5 @@ class CeleryBroker(Construct):
             retention_period=Duration.days(14),
             removal_policy=self._removal_policy,
         )
+        acknowledge(queue, [BROKER_WITHOUT_DLQ])
+        return queue

@@ -12,22 +12,22 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .runtime.bootstrap import REQUIREMENTS_TIMEOUT, STARTUP_SCRIPT_TIMEOUT
+from .runtime import contracts
 from .runtime.config import (
-    API_SERVER_PORT,
-    EXECUTION_API_PORT,
     POOL_QUEUES_VARIABLE,
     TASK_PROTECTION_VARIABLE,
     WORKER_QUEUE_VARIABLE,
 )
+from .runtime.requirements import REQUIREMENTS_TIMEOUT
+from .runtime.startup_steps import STARTUP_SCRIPT_TIMEOUT
 from .versions import is_airflow_2
 
 SYNC_ROOT = "/opt/airflow/sync"
 """Where the EFS access point is mounted (read-only) in every Airflow container."""
 SECRETS_BACKEND = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
 SECRETS_BACKEND_KWARGS = {
-    "connections_prefix": "airflow/connections",
-    "variables_prefix": "airflow/variables",
+    "connections_prefix": contracts.CONNECTIONS_PREFIX,
+    "variables_prefix": contracts.VARIABLES_PREFIX,
 }
 
 
@@ -43,7 +43,7 @@ AIRFLOW_BOOT_SECONDS = 60
 def cold_start_seconds() -> int:
     """Worst case, from a queued task to a worker started from zero that consumes it: the
     autoscaler's reaction, the Fargate start, startup.sh and requirements.txt each at their
-    time limit (see `runtime.bootstrap`), and Airflow's boot."""
+    time limit (see `runtime.startup_steps` and `runtime.requirements`), and Airflow's boot."""
     return (
         AUTOSCALER_REACTION_SECONDS
         + FARGATE_START_SECONDS
@@ -99,13 +99,13 @@ def server_defaults(component: str, airflow_version: str, web_cpu: int) -> dict[
     the api-server's worker processes and database pool, the execution-api's workers."""
     if is_airflow_2(airflow_version):
         return {}
-    if component == "api-server":
+    if component == contracts.API_SERVER:
         return {
             "AIRFLOW__API__WORKERS": str(api_server_workers(web_cpu)),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": str(API_SERVER_DB_POOL_SIZE),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": str(API_SERVER_DB_MAX_OVERFLOW),
         }
-    if component == "execution-api":
+    if component == contracts.EXECUTION_API:
         return {"AIRFLOW__API__WORKERS": str(execution_api_workers(web_cpu))}
     return {}
 
@@ -166,8 +166,8 @@ class ContainerSettings:
 
 
 SERVER_PORTS: Mapping[str, int] = {
-    "api-server": API_SERVER_PORT,
-    "execution-api": EXECUTION_API_PORT,
+    contracts.API_SERVER: contracts.API_SERVER_PORT,
+    contracts.EXECUTION_API: contracts.EXECUTION_API_PORT,
 }
 """The port each server component listens on (`OPENMWAA_API_SERVER_PORT` in its container)."""
 
@@ -226,11 +226,11 @@ def container_environment(
         env[WORKER_QUEUE_VARIABLE] = worker_queue
     if component in SERVER_PORTS:
         env["OPENMWAA_API_SERVER_PORT"] = str(SERVER_PORTS[component])
-    if component == "worker":
+    if component == contracts.WORKER:
         env[TASK_PROTECTION_VARIABLE] = "on" if settings.task_protection else "off"
     if not is_airflow_2(settings.airflow_version):
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
-            f"http://{settings.execution_api_host}:{EXECUTION_API_PORT}/execution/"
+            f"http://{settings.execution_api_host}:{contracts.EXECUTION_API_PORT}/execution/"
         )
     for option, value in sorted(settings.configuration_options.items()):
         env[option_variable(option)] = value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Annotations, Duration, Stack, triggers
+from aws_cdk import Annotations, CfnElement, CfnResource, Duration, Stack, triggers
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_events as events
@@ -14,16 +14,24 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 
-from constructs import Construct
+from constructs import Construct, IConstruct
 
+from . import defaults
 from .bundled_function import FunctionPlacement, bundled_function
-from .execution_role import METRIC_NAMESPACE
-from .source_bucket import DAGS_PREFIX, PLUGINS_KEY, REQUIREMENTS_KEY, STARTUP_SCRIPT_KEY
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import BUCKET_NOTIFICATIONS_HANDLER, INLINE_ROLE_POLICY, dag_sync_findings
+from .runtime.contracts import (
+    DAGS_PREFIX,
+    METRIC_NAMESPACE,
+    PLUGINS_KEY,
+    REQUIREMENTS_KEY,
+    STARTUP_SCRIPT_KEY,
+)
 
 MOUNT_PATH = "/mnt/airflow"
-DEFAULT_RECONCILE_INTERVAL = Duration.minutes(10)
 MAX_PLUGIN_ENTRIES = 10_000
 MAX_PLUGIN_BYTES = 1024**3
+BUCKET_NOTIFICATIONS_TYPE = "Custom::S3BucketNotifications"
 
 
 class DagSync(Construct):
@@ -53,7 +61,7 @@ class DagSync(Construct):
         construct_id: str,
         *,
         environment_name: str,
-        bucket: s3.Bucket,
+        bucket: s3.IBucket,
         access_point: efs.IAccessPoint,
         cluster: ecs.ICluster,
         services: Sequence[ecs.FargateService],
@@ -61,7 +69,7 @@ class DagSync(Construct):
         requirements_s3_object_version: str | None,
         plugins_s3_object_version: str | None,
         startup_script_s3_object_version: str | None,
-        reconcile_interval: Duration = DEFAULT_RECONCILE_INTERVAL,
+        reconcile_interval: Duration = defaults.RECONCILE_INTERVAL,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = bundled_function(
@@ -119,6 +127,10 @@ class DagSync(Construct):
         for event_type in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
             for key_filter in filters:
                 bucket.add_event_notification(event_type, destination, key_filter)
+        acknowledge(self.function, dag_sync_findings(self.function, bucket, cluster))
+        notifications, handler = bucket_notifications(bucket)
+        acknowledge(notifications, [INLINE_ROLE_POLICY])
+        acknowledge(handler, BUCKET_NOTIFICATIONS_HANDLER)
 
         self.schedule = events.Rule(
             self,
@@ -142,3 +154,47 @@ class DagSync(Construct):
             "S3 and EventBridge invoke the unqualified function; the published version exists "
             "only so the deploy-time trigger re-runs when the code changes.",
         )
+
+
+def bucket_notifications(bucket: s3.IBucket) -> tuple[IConstruct, IConstruct]:
+    """What `bucket.add_event_notification` made: the construct CDK adds under the bucket
+    (its custom resource and the handler's policy) and the stack's handler function.
+
+    Both are CDK internals without a public handle, and the handler is a singleton CDK creates
+    at stack level, outside this construct. So they are found through CloudFormation's own
+    contract rather than CDK's private construct ids: the bucket's one resource of type
+    `Custom::S3BucketNotifications`, and the function its ServiceToken (the ARN of the function
+    CloudFormation invokes for it) names. Raises LookupError if either is not there, so a CDK
+    change fails the compliance tests instead of silently dropping their acknowledgements.
+    """
+    resources = [
+        child
+        for child in bucket.node.find_all()
+        if isinstance(child, CfnResource) and child.cfn_resource_type == BUCKET_NOTIFICATIONS_TYPE
+    ]
+    if len(resources) != 1:
+        raise LookupError(
+            f"{len(resources)} {BUCKET_NOTIFICATIONS_TYPE} resources under {bucket.node.path}, "
+            "expected one"
+        )
+    [resource] = resources
+    stack = Stack.of(bucket)
+    # A generic CfnResource exposes its properties only as this (protected) mapping.
+    service_token = stack.resolve(resource._cfn_properties.get("ServiceToken"))
+    match service_token:
+        case {"Fn::GetAtt": [str(logical_id), "Arn"]}:
+            handlers = [
+                child
+                for child in stack.node.children
+                if isinstance(child.node.default_child, CfnElement)
+                and stack.get_logical_id(child.node.default_child) == logical_id
+            ]
+        case _:
+            handlers = []
+    notifications = resource.node.scope
+    if notifications is None or len(handlers) != 1:
+        raise LookupError(
+            f"the handler of {resource.node.path} (ServiceToken {service_token}) is not one "
+            f"construct of stack {stack.node.path}: CDK changed how it builds bucket notifications"
+        )
+    return notifications, handlers[0]

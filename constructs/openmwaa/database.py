@@ -3,24 +3,56 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct, IDependable
 
 from .environment_class import EnvironmentClassSpec
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import (
+    CUSTOM_RESOURCE_PROVIDER,
+    DATABASE_BACKUP,
+    DATABASE_SECRET_ROTATION,
+    DELETION_PROTECTION_POLICY,
+    LOG_GROUP_WITHOUT_CMK,
+    RDS_MONITORING_ROLE,
+    SECRET_WITHOUT_CMK,
+    database_deletion_protection,
+)
 from .naming import database_cluster_identifier
 
 DATABASE_NAME = "airflow"
 DATABASE_USER = "airflow"
 BACKUP_RETENTION = Duration.days(7)
 ENGINE_MAJOR_VERSION = 16
+
+OWNED_DATABASE_PROPS: dict[str, str] = {
+    "engine": "use database_engine_version",
+    "vpc": "the environment's network",
+    "vpc_subnets": "the environment's network",
+    "security_groups": "the environment's security group",
+    "subnet_group": "the environment's network",
+    "default_database_name": "Airflow's database, named by the runtime",
+    "credentials": "generated into Secrets Manager, read by the runtime",
+    "storage_encrypted": "always on",
+    "storage_encryption_key": "use kms_key",
+    "cluster_identifier": "derived from environment_name (its log group is created first)",
+    "cloudwatch_logs_exports": "postgresql, to the log group the environment creates",
+    "removal_policy": "always a final snapshot",
+    "deletion_protection": "use deletion_protection",
+}
+"""`rds.DatabaseCluster` settings `database_props` cannot override, and why."""
 
 _MINOR_VERSION_ATTRIBUTE = re.compile(rf"^VER_{ENGINE_MAJOR_VERSION}_(\d+)$")
 
@@ -62,6 +94,10 @@ class MetadataDatabase(Construct):
     could not be deleted by the rollback of a failed first create (ROLLBACK_FAILED). Call
     `protect_after(...)` instead; it sets the protection once everything else is created.
 
+    `database_props` (`rds.DatabaseCluster` keyword arguments) overrides the tunable settings
+    above (capacity, backups, maintenance window, monitoring...); validation refuses the
+    `OWNED_DATABASE_PROPS`.
+
     Reachable only from the environment's security group, in its private subnets. The
     cluster identifier is `<environment label>-metadata` (see `naming`) so its PostgreSQL
     log group can be created (encrypted, with retention, `log_removal_policy`) before RDS
@@ -82,6 +118,7 @@ class MetadataDatabase(Construct):
         engine_version: rds.AuroraPostgresEngineVersion | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        database_props: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._vpc = vpc
@@ -98,10 +135,7 @@ class MetadataDatabase(Construct):
             encryption_key=kms_key,
             removal_policy=log_removal_policy,
         )
-        self.cluster = rds.DatabaseCluster(
-            self,
-            "Cluster",
-            engine=rds.DatabaseClusterEngine.aurora_postgres(version=self.engine_version),
+        tunable: dict[str, Any] = dict(
             writer=rds.ClusterInstance.serverless_v2(
                 "Writer",
                 enable_performance_insights=True,
@@ -110,6 +144,13 @@ class MetadataDatabase(Construct):
             ),
             serverless_v2_min_capacity=spec.db_min_acu,
             serverless_v2_max_capacity=spec.db_max_acu,
+            iam_authentication=True,
+            backup=rds.BackupProps(retention=BACKUP_RETENTION),
+            copy_tags_to_snapshot=True,
+            monitoring_interval=Duration.seconds(60),
+        )
+        owned: dict[str, Any] = dict(
+            engine=rds.DatabaseClusterEngine.aurora_postgres(version=self.engine_version),
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_groups=[security_group],
@@ -119,18 +160,23 @@ class MetadataDatabase(Construct):
             ),
             storage_encrypted=True,
             storage_encryption_key=kms_key,
-            iam_authentication=True,
-            backup=rds.BackupProps(retention=BACKUP_RETENTION),
-            copy_tags_to_snapshot=True,
             cluster_identifier=self.cluster_identifier,
             cloudwatch_logs_exports=["postgresql"],
-            monitoring_interval=Duration.seconds(60),
             removal_policy=RemovalPolicy.SNAPSHOT,
+        )
+        self.cluster = rds.DatabaseCluster(
+            self, "Cluster", **{**tunable, **(database_props or {}), **owned}
         )
         self.cluster.node.add_dependency(self.log_group)
         if self.cluster.secret is None:
             raise RuntimeError("the cluster was created without a generated secret")
         self.secret = self.cluster.secret
+        acknowledge(self.cluster, [DATABASE_BACKUP, RDS_MONITORING_ROLE])
+        generated_secret = _generated_secret(self.secret)
+        acknowledge(generated_secret, DATABASE_SECRET_ROTATION)
+        if kms_key is None:
+            acknowledge(self.log_group, [LOG_GROUP_WITHOUT_CMK])
+            acknowledge(generated_secret, [SECRET_WITHOUT_CMK])
         self.deletion_protection: cr.AwsCustomResource | None = None
         self.deletion_protection_enabled = False
         self.deletion_protection_log_group: logs.LogGroup | None = None
@@ -189,10 +235,32 @@ class MetadataDatabase(Construct):
         self.deletion_protection.node.add_dependency(self.cluster, *dependencies)
         self.deletion_protection_enabled = enabled
         self.deletion_protection_log_group = log_group
+        acknowledge(self.cluster, database_deletion_protection(enabled))
+        acknowledge(self.deletion_protection, [DELETION_PROTECTION_POLICY])
+        acknowledge(custom_resource_provider(self.deletion_protection), CUSTOM_RESOURCE_PROVIDER)
+        if self._kms_key is None:
+            acknowledge(log_group, [LOG_GROUP_WITHOUT_CMK])
 
-    @property
-    def deletion_protection_provider(self) -> Construct | None:
-        """The stack's shared Lambda behind every `AwsCustomResource`, once created."""
-        provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
-        child = Stack.of(self).node.try_find_child(provider_id)
-        return child if isinstance(child, Construct) else None
+
+def _generated_secret(attached: secretsmanager.ISecret) -> secretsmanager.Secret:
+    """The secret resource behind a cluster's `secret`, which is the secret's attachment to
+    the cluster (its child): acknowledging the attachment would not cover the secret."""
+    secret = attached.node.scope
+    if not isinstance(secret, secretsmanager.Secret):
+        raise LookupError(f"{attached.node.path} is not the attachment of a generated secret")
+    return secret
+
+
+def custom_resource_provider(resource: cr.AwsCustomResource) -> lambda_.Function:
+    """The Lambda behind every `AwsCustomResource` of the stack, which CDK creates at stack
+    level as a singleton, outside `resource`. Found through the role `resource` documents as
+    its `grant_principal` (the function's own role) rather than by CDK's construct id; raises
+    if CDK changes this, so the compliance tests notice instead of losing acknowledgements."""
+    role = resource.grant_principal
+    function = role.node.scope if isinstance(role, iam.Role) else None
+    if not isinstance(function, lambda_.Function):
+        raise LookupError(
+            f"no provider function behind {resource.node.path}: CDK changed how "
+            "AwsCustomResource builds it; find it anew to keep its acknowledgements"
+        )
+    return function

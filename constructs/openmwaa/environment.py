@@ -1,11 +1,20 @@
-"""`AirflowEnvironment`: the whole Airflow environment, composed from one construct per piece."""
+"""`AirflowEnvironment`: the whole Airflow environment, composed from one construct per piece.
+
+Longer than the ~450 lines other modules keep to, on purpose: the constructor's docstring is
+the reference of every prop (about 230 lines), kept beside the signature as aws-cdk-lib keeps
+it, so `help()` and IDEs show it. The props type is `environment_props.py`, the defaults are
+`defaults.py`, and the rules are `validation.py`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Stack, Tags, Token
+import jsii
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -19,36 +28,38 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 
+from . import defaults
 from .airflow_secrets import AirflowSecrets
-from .autoscaler import DEFAULT_SCALE_IN_COOLDOWN, WorkerAutoscaler
+from .autoscaler import WorkerAutoscaler
 from .broker import CeleryBroker
 from .bundled_function import FunctionPlacement
 from .container_environment import ContainerSettings, web_environment
-from .dag_sync import DEFAULT_RECONCILE_INTERVAL, DagSync
+from .dag_sync import DagSync
 from .database import DATABASE_NAME, MetadataDatabase
-from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
+from .environment_class import EnvironmentClass, EnvironmentClassSpec
+from .environment_props import PROP_NAMES, AirflowEnvironmentProps, ResolvedProps, resolve
 from .execution_role import ExecutionRole
 from .image_mirror import AirflowImageMirror
+from .key_policy import allow_cloudwatch_logs, warn_imported_key
 from .log_groups import AirflowLogGroups, log_group_name
 from .monitoring import AirflowMonitoring
-from .nag_acknowledgements import acknowledge_environment
 from .naming import namespace_name
 from .network import AirflowNetwork
 from .props import LoggingConfiguration, WebserverAccessMode, WorkerPool
 from .requirements_builder import RequirementsBuilder
+from .runtime import contracts
 from .services import AirflowServices, execution_api_host
 from .shared_storage import SharedStorage
 from .source_bucket import SourceBucket
-from .validation import EnvironmentSettings, raise_if_invalid
+from .validation import raise_if_invalid
 from .versions import (
-    DEFAULT_AIRFLOW_VERSION,
-    DEFAULT_PYTHON_VERSION,
     default_image_name,
     is_airflow_2,
 )
 from .web import WebAccess
 
 
+@jsii.implements(ec2.IConnectable)
 class AirflowEnvironment(Construct):
     """An Apache Airflow environment on ECS Fargate, fed from a versioned S3 bucket.
 
@@ -70,14 +81,14 @@ class AirflowEnvironment(Construct):
         construct_id: str,
         *,
         environment_name: str | None = None,
-        airflow_version: str = DEFAULT_AIRFLOW_VERSION,
-        environment_class: EnvironmentClass | str = EnvironmentClass.MW1_SMALL,
+        airflow_version: str = defaults.AIRFLOW_VERSION,
+        environment_class: EnvironmentClass | str = defaults.ENVIRONMENT_CLASS,
         min_workers: int | None = None,
         max_workers: int | None = None,
         schedulers: int | None = None,
         min_webservers: int | None = None,
         max_webservers: int | None = None,
-        webserver_access_mode: WebserverAccessMode | str = WebserverAccessMode.PRIVATE_ONLY,
+        webserver_access_mode: WebserverAccessMode | str = defaults.WEBSERVER_ACCESS_MODE,
         airflow_configuration_options: Mapping[str, str] | None = None,
         kms_key: kms.IKey | None = None,
         requirements_s3_object_version: str | None = None,
@@ -88,8 +99,8 @@ class AirflowEnvironment(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         nat_gateways: int | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
-        deletion_protection: bool = True,
+        removal_policy: RemovalPolicy = defaults.REMOVAL_POLICY,
+        deletion_protection: bool = defaults.DELETION_PROTECTION,
         database_engine_version: rds.AuroraPostgresEngineVersion | None = None,
         domain_name: str | None = None,
         hosted_zone: route53.IHostedZone | None = None,
@@ -97,12 +108,16 @@ class AirflowEnvironment(Construct):
         allowed_cidrs: Sequence[str] | None = None,
         image: ecs.ContainerImage | None = None,
         docker_hub_credentials: secretsmanager.ISecret | None = None,
-        worker_fargate_spot: bool = False,
+        worker_fargate_spot: bool = defaults.WORKER_FARGATE_SPOT,
         worker_pools: Sequence[WorkerPool] | None = None,
-        enable_execute_command: bool = False,
+        enable_execute_command: bool = defaults.ENABLE_EXECUTE_COMMAND,
         scale_in_cooldown: Duration | None = None,
         reconcile_interval: Duration | None = None,
         alarm_topic: sns.ITopic | None = None,
+        existing_bucket: s3.IBucket | None = None,
+        bucket_props: Mapping[str, Any] | None = None,
+        database_props: Mapping[str, Any] | None = None,
+        existing_cluster: ecs.ICluster | None = None,
     ) -> None:
         """Create the environment.
 
@@ -208,83 +223,89 @@ class AirflowEnvironment(Construct):
         :param reconcile_interval: How often the DAG sync compares the bucket with EFS and
             heals differences (S3 events apply changes within seconds in between), in
             whole minutes, at least 1 (an EventBridge rate). Default: 10 minutes.
+        :param existing_bucket: Your own source bucket, used instead of a new one. Keep it
+            versioned (the `*_s3_object_version` pins need versions), private and SSL-only:
+            an imported bucket's settings cannot be checked at synth. `removal_policy` and
+            `kms_key` do not change it (grant `kms_key` use to the execution role yourself if
+            it is encrypted with another key). The access-log bucket (the load balancer's
+            logs) is still created. Not allowed with `bucket_props`. Default: a new bucket.
+        :param bucket_props: Keyword arguments of `s3.Bucket` that override the new source
+            bucket's, e.g. `{"bucket_name": "acme-airflow-dags", "lifecycle_rules": [...]}`.
+            The settings that keep it safe and working are refused (`versioned`,
+            `block_public_access`, `enforce_ssl`, `encryption`, `encryption_key`,
+            `bucket_key_enabled`, `server_access_logs_*`, `object_ownership`,
+            `removal_policy`), each naming the prop that sets it. Default: none.
+        :param database_props: Keyword arguments of `rds.DatabaseCluster` that override the
+            metadata database's, e.g. `{"backup": rds.BackupProps(retention=Duration.days(35)),
+            "preferred_maintenance_window": "Sun:03:00-Sun:04:00",
+            "serverless_v2_max_capacity": 16}`. Refused: what the environment wires
+            (`engine`: use `database_engine_version`; `vpc`, `vpc_subnets`,
+            `security_groups`, `credentials`, `default_database_name`, `cluster_identifier`,
+            `storage_encrypted`, `storage_encryption_key`: use `kms_key`;
+            `cloudwatch_logs_exports`, `removal_policy`, `deletion_protection`: use the
+            props). Default: none.
+        :param existing_cluster: Your ECS cluster, to run the services in instead of a new
+            one. It must be in `vpc` (so `vpc` is required with it). With Fargate Spot
+            (`worker_fargate_spot` or a Spot worker pool) it needs the FARGATE and
+            FARGATE_SPOT capacity providers: enabled for you on an `ecs.Cluster` of this
+            app, yours to add on an imported one. Default: a new cluster with Container
+            Insights.
         :param alarm_topic: SNS topic the environment's alarms notify. It must let
             CloudWatch alarms publish and must not use the AWS managed SNS key. Default: a
             new SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to, encrypted
             with `kms_key` when given and otherwise not encrypted at rest (CloudWatch cannot
             publish to a topic under the AWS managed SNS key).
         """
+        props = AirflowEnvironmentProps(
+            **{name: value for name, value in locals().items() if name in PROP_NAMES}
+        )
         super().__init__(scope, construct_id)
-        self.spec: EnvironmentClassSpec = _spec_or_default(environment_class)
-        self.environment_name = environment_name if environment_name is not None else construct_id
-        self.airflow_version = airflow_version
-        self.min_workers = min_workers if min_workers is not None else 1
-        self.max_workers = max_workers if max_workers is not None else self.spec.default_max_workers
-        self.schedulers = schedulers if schedulers is not None else self.spec.default_schedulers
-        self.min_webservers = (
-            min_webservers if min_webservers is not None else self.spec.default_min_webservers
-        )
-        self.max_webservers = (
-            max_webservers
-            if max_webservers is not None
-            else max(self.spec.default_max_webservers, self.min_webservers)
-        )
-        access_mode = str(getattr(webserver_access_mode, "value", webserver_access_mode))
-        self.airflow_configuration_options = dict(airflow_configuration_options or {})
-        self.requirements_s3_object_version = requirements_s3_object_version
-        self.plugins_s3_object_version = plugins_s3_object_version
-        self.startup_script_s3_object_version = startup_script_s3_object_version
-        self.logging_configuration = logging_configuration or LoggingConfiguration()
-        self.kms_key = kms_key
+        resolved = resolve(props, construct_id=construct_id)
+        raise_if_invalid(resolved)
+        self.props: ResolvedProps = resolved
+        """Every prop, with its default applied."""
+        self.spec: EnvironmentClassSpec = resolved.spec
+        """The environment class's sizes."""
+        self.environment_name = resolved.environment_name
+        self.airflow_version = resolved.airflow_version
+        self.kms_key = resolved.kms_key
+        self.logging_configuration = resolved.logging_configuration
+        self.worker_pools: tuple[WorkerPool, ...] = resolved.worker_pools
+        """The `WorkerPool`s given."""
+        self.webserver_access_mode = WebserverAccessMode(resolved.webserver_access_mode)
+        self._build(resolved)
 
-        raise_if_invalid(
-            EnvironmentSettings(
-                environment_name=self.environment_name,
-                environment_class=str(getattr(environment_class, "value", environment_class)),
-                airflow_version=airflow_version,
-                schedulers=self.schedulers,
-                min_workers=self.min_workers,
-                max_workers=self.max_workers,
-                min_webservers=self.min_webservers,
-                max_webservers=self.max_webservers,
-                webserver_access_mode=access_mode,
-                airflow_configuration_options=self.airflow_configuration_options,
-                requirements_s3_object_version=requirements_s3_object_version,
-                plugins_s3_object_version=plugins_s3_object_version,
-                startup_script_s3_object_version=startup_script_s3_object_version,
-                vpc_given=vpc is not None,
-                vpc_subnets_given=vpc_subnets is not None,
-                nat_gateways=nat_gateways,
-                domain_name=domain_name,
-                hosted_zone_given=hosted_zone is not None,
-                certificate_given=certificate is not None,
-                allowed_cidrs=tuple(allowed_cidrs or ()),
-                image_given=image is not None,
-                docker_hub_credentials_given=docker_hub_credentials is not None,
-                tags=tags,
-                reconcile_interval=reconcile_interval,
-                scale_in_cooldown=scale_in_cooldown,
-                removal_policy=removal_policy,
-                deletion_protection=deletion_protection,
-                worker_pools=worker_pools if worker_pools is not None else (),
-            )
-        )
-        self.worker_pools: tuple[WorkerPool, ...] = tuple(worker_pools or ())
+    @classmethod
+    def from_props(
+        cls, scope: Construct, construct_id: str, props: AirflowEnvironmentProps
+    ) -> AirflowEnvironment:
+        """Build the environment from props kept as data (one per stage, say)."""
+        return cls(scope, construct_id, **{name: getattr(props, name) for name in PROP_NAMES})
 
-        self.webserver_access_mode = WebserverAccessMode(access_mode)
-        if kms_key is not None and not _allow_cloudwatch_logs(kms_key):
-            _warn_imported_key(self, kms_key, alarm_topic_created=alarm_topic is None)
+    def _build(self, p: ResolvedProps) -> None:
+        kms_key = p.kms_key
+        removal_policy = p.removal_policy
+        airflow_version = p.airflow_version
+        if kms_key is not None and not allow_cloudwatch_logs(kms_key):
+            warn_imported_key(self, kms_key, alarm_topic_created=p.alarm_topic is None)
 
         self.network = AirflowNetwork(
             self,
             "Network",
-            vpc=vpc,
-            vpc_subnets=vpc_subnets,
-            nat_gateways=nat_gateways,
+            vpc=p.vpc,
+            vpc_subnets=p.vpc_subnets,
+            nat_gateways=p.nat_gateways,
             kms_key=kms_key,
             removal_policy=removal_policy,
         )
-        self.source = SourceBucket(self, "Source", kms_key=kms_key, removal_policy=removal_policy)
+        self.source = SourceBucket(
+            self,
+            "Source",
+            kms_key=kms_key,
+            removal_policy=removal_policy,
+            existing_bucket=p.existing_bucket,
+            bucket_props=p.bucket_props,
+        )
         self.storage = SharedStorage(
             self,
             "SharedStorage",
@@ -314,7 +335,8 @@ class AirflowEnvironment(Construct):
             vpc_subnets=self.network.subnets,
             security_group=self.network.security_group,
             kms_key=kms_key,
-            engine_version=database_engine_version,
+            engine_version=p.database_engine_version,
+            database_props=p.database_props,
             log_retention=self.logging_configuration.retention,
             log_removal_policy=removal_policy,
         )
@@ -336,13 +358,14 @@ class AirflowEnvironment(Construct):
         )
 
         self.image_mirror: AirflowImageMirror | None = None
+        image = p.image
         if image is None:
             self.image_mirror = AirflowImageMirror(
                 self,
                 "ImageMirror",
                 source_image=default_image_name(airflow_version),
                 kms_key=kms_key,
-                credentials=docker_hub_credentials,
+                credentials=p.docker_hub_credentials,
                 log_retention=self.logging_configuration.retention,
             )
             image = self.image_mirror.image
@@ -367,7 +390,7 @@ class AirflowEnvironment(Construct):
             settings=ContainerSettings(
                 environment_name=self.environment_name,
                 airflow_version=airflow_version,
-                python_version=DEFAULT_PYTHON_VERSION,
+                python_version=p.python_version,
                 region=stack.region,
                 queue_url=self.broker.queue.queue_url,
                 queue_name=self.broker.queue.queue_name,
@@ -381,9 +404,9 @@ class AirflowEnvironment(Construct):
                 task_logging_enabled=self.logging_configuration.task.enabled,
                 tasks_per_worker=self.spec.tasks_per_worker,
                 database_name=DATABASE_NAME,
-                configuration_options=self.airflow_configuration_options,
-                max_workers=self.max_workers + sum(p.max_workers for p in self.worker_pools),
-                schedulers=self.schedulers,
+                configuration_options=p.airflow_configuration_options,
+                max_workers=p.max_workers + sum(pool.max_workers for pool in p.worker_pools),
+                schedulers=p.schedulers,
                 task_protection=not self.spec.all_in_one,
                 web_cpu=self.spec.webserver.cpu,
                 pool_queues={
@@ -391,13 +414,14 @@ class AirflowEnvironment(Construct):
                 },
             ),
             image=image,
-            schedulers=self.schedulers,
-            min_webservers=self.min_webservers,
-            max_webservers=self.max_webservers,
+            schedulers=p.schedulers,
+            min_webservers=p.min_webservers,
+            max_webservers=p.max_webservers,
             namespace_name=namespace,
-            worker_fargate_spot=worker_fargate_spot,
+            existing_cluster=p.existing_cluster,
+            worker_fargate_spot=p.worker_fargate_spot,
             worker_pools=self.worker_pools,
-            enable_execute_command=enable_execute_command,
+            enable_execute_command=p.enable_execute_command,
         )
         if self.image_mirror is not None:
             # No task may start before its image is in the repository.
@@ -408,18 +432,18 @@ class AirflowEnvironment(Construct):
             "WebAccess",
             vpc=self.network.vpc,
             vpc_subnets=self.network.subnets,
-            service=self.services.services["api-server"],
+            service=self.services.services[contracts.API_SERVER],
             access_mode=self.webserver_access_mode,
             access_log_bucket=self.source.access_log_bucket,
-            min_webservers=self.min_webservers,
-            max_webservers=self.max_webservers,
+            min_webservers=p.min_webservers,
+            max_webservers=p.max_webservers,
             health_check_path="/health"
             if is_airflow_2(airflow_version)
             else "/api/v2/monitor/health",
-            allowed_cidrs=allowed_cidrs,
-            domain_name=domain_name,
-            hosted_zone=hosted_zone,
-            certificate=certificate,
+            allowed_cidrs=p.allowed_cidrs,
+            domain_name=p.domain_name,
+            hosted_zone=p.hosted_zone,
+            certificate=p.certificate,
         )
         # The URL exists only now (the load balancer follows the api-server service); its
         # DNS name is a GetAtt, which depends on neither services nor task definitions.
@@ -427,7 +451,7 @@ class AirflowEnvironment(Construct):
             web_environment(
                 airflow_version=airflow_version,
                 url=self.web.url,
-                configuration_options=self.airflow_configuration_options,
+                configuration_options=p.airflow_configuration_options,
             )
         )
 
@@ -447,10 +471,10 @@ class AirflowEnvironment(Construct):
             cluster=self.services.cluster,
             services=self.services.all_services,
             placement=placement,
-            requirements_s3_object_version=requirements_s3_object_version,
-            plugins_s3_object_version=plugins_s3_object_version,
-            startup_script_s3_object_version=startup_script_s3_object_version,
-            reconcile_interval=reconcile_interval or DEFAULT_RECONCILE_INTERVAL,
+            requirements_s3_object_version=p.requirements_s3_object_version,
+            plugins_s3_object_version=p.plugins_s3_object_version,
+            startup_script_s3_object_version=p.startup_script_s3_object_version,
+            reconcile_interval=p.reconcile_interval,
         )
 
         self.requirements_builder = RequirementsBuilder(
@@ -458,7 +482,7 @@ class AirflowEnvironment(Construct):
             "RequirementsBuilder",
             environment_name=self.environment_name,
             airflow_version=airflow_version,
-            python_version=DEFAULT_PYTHON_VERSION,
+            python_version=p.python_version,
             cluster=self.services.cluster,
             vpc=self.network.vpc,
             vpc_subnets=self.network.subnets,
@@ -481,13 +505,13 @@ class AirflowEnvironment(Construct):
                 environment_name=self.environment_name,
                 queue=self.broker.queue,
                 cluster=self.services.cluster,
-                worker_service=self.services.services["worker"],
+                worker_service=self.services.services[contracts.WORKER],
                 worker_task_role=self.execution_role,
-                min_workers=self.min_workers,
-                max_workers=self.max_workers,
+                min_workers=p.min_workers,
+                max_workers=p.max_workers,
                 tasks_per_worker=self.spec.tasks_per_worker,
                 placement=placement,
-                scale_in_cooldown=scale_in_cooldown or DEFAULT_SCALE_IN_COOLDOWN,
+                scale_in_cooldown=p.scale_in_cooldown,
                 kms_key=kms_key,
             )
         self.pool_autoscalers: dict[str, WorkerAutoscaler] = {}
@@ -505,7 +529,7 @@ class AirflowEnvironment(Construct):
                 max_workers=pool.max_workers,
                 tasks_per_worker=self.spec.tasks_per_worker,
                 placement=placement,
-                scale_in_cooldown=scale_in_cooldown or DEFAULT_SCALE_IN_COOLDOWN,
+                scale_in_cooldown=p.scale_in_cooldown,
                 kms_key=kms_key,
                 worker_pool=pool.queue,
             )
@@ -514,7 +538,7 @@ class AirflowEnvironment(Construct):
             self,
             "Monitoring",
             environment_name=self.environment_name,
-            max_workers=self.max_workers,
+            max_workers=p.max_workers,
             services={
                 **self.services.services,
                 **{f"worker:{q}": svc for q, svc in self.services.worker_pools.items()},
@@ -525,7 +549,7 @@ class AirflowEnvironment(Construct):
             database=self.database.cluster,
             load_balancer=self.web.load_balancer,
             target_group=self.web.target_group,
-            alarm_topic=alarm_topic,
+            alarm_topic=p.alarm_topic,
             kms_key=kms_key,
         )
 
@@ -533,12 +557,11 @@ class AirflowEnvironment(Construct):
         # cluster (a protected one would end the stack in ROLLBACK_FAILED).
         self.database.protect_after(
             *(child for child in self.node.children if child is not self.database),
-            enabled=deletion_protection,
+            enabled=p.deletion_protection,
         )
 
-        for key, value in (tags or {}).items():
+        for key, value in p.tags.items():
             Tags.of(self).add(key, value)
-        acknowledge_environment(self)
 
     @property
     def vpc(self) -> ec2.IVpc:
@@ -551,7 +574,7 @@ class AirflowEnvironment(Construct):
         return self.network.security_group
 
     @property
-    def bucket(self) -> s3.Bucket:
+    def bucket(self) -> s3.IBucket:
         """The versioned source bucket: dags/, plugins.zip, requirements.txt, startup.sh."""
         return self.source.bucket
 
@@ -565,73 +588,67 @@ class AirflowEnvironment(Construct):
         """The role Airflow runs as; grant it what your DAGs need."""
         return self._execution_role.role
 
+    @property
+    def connections(self) -> ec2.Connections:
+        """The environment as a network peer (`ec2.IConnectable`): its security group.
+
+        For example, let Airflow reach your database:
+        `my_database.connections.allow_default_port_from(env)`.
+        """
+        return self.network.security_group.connections
+
+    @property
+    def admin_secret(self) -> secretsmanager.ISecret:
+        """The admin user's secret, JSON `{"username", "password"}`: break-glass access."""
+        return self.secrets.admin
+
+    @property
+    def url(self) -> str:
+        """The Airflow UI's URL: `https://<domain_name>`, or the load balancer's DNS name."""
+        return self.web.url
+
+    def metric(
+        self,
+        metric_name: str,
+        *,
+        worker_pool: str | None = None,
+        statistic: str = "Maximum",
+        period: Duration | None = None,
+    ) -> cloudwatch.Metric:
+        """One of the metrics the environment's Lambdas publish (namespace `OpenMWAA`,
+        dimension `Environment`; with `worker_pool`, that pool's autoscaler's figures).
+        Default period: 1 minute, the autoscaler's publishing interval."""
+        dimensions = {contracts.ENVIRONMENT_DIMENSION: self.environment_name}
+        if worker_pool is not None:
+            dimensions[contracts.WORKER_POOL_DIMENSION] = worker_pool
+        return cloudwatch.Metric(
+            namespace=contracts.METRIC_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map=dimensions,
+            statistic=statistic,
+            period=period or Duration.minutes(1),
+        )
+
+    def metric_queued_tasks(self, *, worker_pool: str | None = None) -> cloudwatch.Metric:
+        """Tasks waiting in the Celery queue (the autoscaler's sample, maximum per minute)."""
+        return self.metric(contracts.METRIC_QUEUED_TASKS, worker_pool=worker_pool)
+
+    def metric_running_tasks(self, *, worker_pool: str | None = None) -> cloudwatch.Metric:
+        """Tasks running on workers (maximum per minute)."""
+        return self.metric(contracts.METRIC_RUNNING_TASKS, worker_pool=worker_pool)
+
+    def metric_desired_workers(self, *, worker_pool: str | None = None) -> cloudwatch.Metric:
+        """The worker count the autoscaler asked for (maximum per minute)."""
+        return self.metric(contracts.METRIC_DESIRED_WORKERS, worker_pool=worker_pool)
+
+    def metric_running_workers(self, *, worker_pool: str | None = None) -> cloudwatch.Metric:
+        """Worker tasks ECS runs (maximum per minute)."""
+        return self.metric(contracts.METRIC_RUNNING_WORKERS, worker_pool=worker_pool)
+
+    def metric_dag_syntax_errors(self) -> cloudwatch.Metric:
+        """DAG files the sync found with a syntax error (sum per minute)."""
+        return self.metric(contracts.METRIC_DAG_SYNTAX_ERRORS, statistic="Sum")
+
     def grant_upload(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let `grantee` (a CI role, say) put and delete objects in the source bucket."""
         return self.source.bucket.grant_read_write(grantee)
-
-
-def _spec_or_default(environment_class: EnvironmentClass | str) -> EnvironmentClassSpec:
-    try:
-        return spec_for(environment_class)
-    except ValueError:
-        return spec_for(EnvironmentClass.MW1_SMALL)
-
-
-def _allow_cloudwatch_logs(key: kms.IKey) -> bool:
-    """Add CloudWatch Logs' statement to the key policy; False if CDK cannot (imported key)."""
-    stack = Stack.of(key)
-    result = key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="AllowCloudWatchLogsForAirflowEnvironment",
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=[
-                "kms:Encrypt*",
-                "kms:Decrypt*",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:Describe*",
-            ],
-            resources=["*"],
-            conditions={
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                }
-            },
-        )
-    )
-    return result.statement_added
-
-
-IMPORTED_KEY_WARNING_ID = "openmwaa:importedKmsKeyPolicy"
-
-
-def _warn_imported_key(scope: Construct, key: kms.IKey, *, alarm_topic_created: bool) -> None:
-    """Warn at synth that an imported key's policy, which CDK cannot change, must allow what
-    the environment's log groups (and the alarm topic we create) need."""
-    stack = Stack.of(scope)
-    region = "<region>" if Token.is_unresolved(stack.region) else stack.region
-    account = "<account>" if Token.is_unresolved(stack.account) else stack.account
-    partition = "aws" if Token.is_unresolved(stack.partition) else stack.partition
-    needed = [
-        f"principal logs.{region}.amazonaws.com: kms:Encrypt*, kms:Decrypt*, kms:ReEncrypt*, "
-        "kms:GenerateDataKey*, kms:Describe* on resource *, with condition ArnLike "
-        f"kms:EncryptionContext:aws:logs:arn = arn:{partition}:logs:{region}:{account}"
-        ":log-group:* (every log group of the environment is encrypted with it)"
-    ]
-    if alarm_topic_created:
-        needed.append(
-            "principal cloudwatch.amazonaws.com: kms:Decrypt, kms:GenerateDataKey* on resource "
-            f"*, with condition StringEquals aws:SourceAccount = {account} (alarms publish "
-            "to the encrypted alarm topic)"
-        )
-    Annotations.of(scope).add_warning_v2(
-        IMPORTED_KEY_WARNING_ID,
-        "kms_key is imported, so CDK cannot add to its key policy. Without these statements "
-        "in the key policy, log groups fail to create and alarms cannot notify: "
-        + "; ".join(f"({i}) {text}" for i, text in enumerate(needed, 1)),
-    )

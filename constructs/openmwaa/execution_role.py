@@ -11,8 +11,9 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 
-METRIC_NAMESPACE = "OpenMWAA"
-SECRETS_PREFIXES = ("airflow/connections", "airflow/variables")
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import execution_role_findings
+from .runtime.contracts import SECRETS_PREFIXES
 
 
 class ExecutionRole(Construct):
@@ -108,3 +109,4 @@ class ExecutionRole(Construct):
         )
         if kms_key is not None:
             kms_key.grant_encrypt_decrypt(self.role)
+        acknowledge(self.role, execution_role_findings(self.role, bucket, kms=kms_key is not None))

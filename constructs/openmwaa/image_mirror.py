@@ -28,6 +28,9 @@ from cdk_ecr_deployment import DockerImageName, ECRDeployment
 
 from constructs import Construct
 
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import IMAGE_COPY_FUNCTION, IMAGE_COPY_ROLE, LOG_GROUP_WITHOUT_CMK
+
 COPY_MEMORY_MIB = 1024
 """Memory of the copy function (Lambda's network and CPU share grow with it). Also part of
 cdk-ecr-deployment's singleton id, which keeps our function apart from a default (512 MiB)
@@ -80,6 +83,9 @@ class ImageCopier(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.log_group.grant_write(self.role)
+        acknowledge(self.role, IMAGE_COPY_ROLE)
+        if kms_key is None:
+            acknowledge(self.log_group, [LOG_GROUP_WITHOUT_CMK])
 
     @classmethod
     def of(
@@ -91,6 +97,11 @@ class ImageCopier(Construct):
         if isinstance(existing, ImageCopier):
             return existing
         return cls(stack, COPIER_ID, kms_key=kms_key, log_retention=log_retention)
+
+
+class MirroredImage(ecs.EcrImage):
+    """The image of an `AirflowImageMirror`'s repository: `ContainerImage.from_ecr_repository`,
+    typed so that the task definitions pulling it know to acknowledge ECR's pull token."""
 
 
 class AirflowImageMirror(Construct):
@@ -159,12 +170,13 @@ class AirflowImageMirror(Construct):
         # The function gets the role by ARN only: the copy must also wait for its policy.
         self.copy.node.add_dependency(self.copier)
         self.function = copy_function(self)
+        acknowledge(self.function, IMAGE_COPY_FUNCTION)
         cfn_function = self.function.node.default_child
         if isinstance(cfn_function, lambda_.CfnFunction):
             cfn_function.add_property_override(
                 "LoggingConfig", {"LogGroup": self.copier.log_group.log_group_name}
             )
-        self.image = ecs.ContainerImage.from_ecr_repository(self.repository, self.tag)
+        self.image = MirroredImage(self.repository, self.tag)
 
 
 def image_tag(image_name: str) -> str:

@@ -10,6 +10,8 @@ from aws_cdk import aws_logs as logs
 
 from constructs import Construct
 
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import LOG_GROUP_WITHOUT_CMK
 from .props import LoggingConfiguration, ModuleLogging
 
 
@@ -72,6 +74,9 @@ class AirflowLogGroups(Construct):
             )
             for t in LOG_TYPES
         }
+        if kms_key is None:
+            for group in self.groups.values():
+                acknowledge(group, [LOG_GROUP_WITHOUT_CMK])
 
     def group(self, config_field: str) -> logs.LogGroup:
         """The log group of a log type, by its `LoggingConfiguration` field name."""

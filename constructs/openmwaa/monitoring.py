@@ -17,7 +17,9 @@ from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 
-from .execution_role import METRIC_NAMESPACE
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import ALARM_TOPIC_WITHOUT_CMK
+from .runtime import contracts
 
 PERIOD = Duration.minutes(1)
 
@@ -27,9 +29,9 @@ def environment_metric(
 ) -> cloudwatch.Metric:
     """One of the autoscaler's metrics (`OpenMWAA` namespace, dimension Environment)."""
     return cloudwatch.Metric(
-        namespace=METRIC_NAMESPACE,
+        namespace=contracts.METRIC_NAMESPACE,
         metric_name=name,
-        dimensions_map={"Environment": environment_name},
+        dimensions_map={contracts.ENVIRONMENT_DIMENSION: environment_name},
         statistic=statistic,
         period=PERIOD,
     )
@@ -83,6 +85,8 @@ class AirflowMonitoring(Construct):
             master_key=kms_key,
             enforce_ssl=True,
         )
+        if alarm_topic is None and kms_key is None:
+            acknowledge(self.alarm_topic, ALARM_TOPIC_WITHOUT_CMK)
         if alarm_topic is None:
             same_account = {"StringEquals": {"aws:SourceAccount": Stack.of(self).account}}
             self.alarm_topic.add_to_resource_policy(
@@ -104,10 +108,10 @@ class AirflowMonitoring(Construct):
                         conditions=same_account,
                     )
                 )
-        queued = environment_metric("QueuedTasks", environment_name)
-        running = environment_metric("RunningTasks", environment_name)
-        desired = environment_metric("DesiredWorkers", environment_name)
-        running_workers = environment_metric("RunningWorkers", environment_name)
+        queued = environment_metric(contracts.METRIC_QUEUED_TASKS, environment_name)
+        running = environment_metric(contracts.METRIC_RUNNING_TASKS, environment_name)
+        desired = environment_metric(contracts.METRIC_DESIRED_WORKERS, environment_name)
+        running_workers = environment_metric(contracts.METRIC_RUNNING_WORKERS, environment_name)
 
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         if autoscaler is not None:
@@ -148,7 +152,9 @@ class AirflowMonitoring(Construct):
             f"Airflow {environment_name}: the DAG sync failed 3 "
             "times in 5 minutes; EFS may lag behind the bucket until reconcile succeeds",
         )
-        build_failed = environment_metric("RequirementsBuildFailed", environment_name)
+        build_failed = environment_metric(
+            contracts.METRIC_REQUIREMENTS_BUILD_FAILED, environment_name
+        )
         self.alarms["requirements_build_failed"] = build_failed.with_(
             period=Duration.minutes(15)
         ).create_alarm(
@@ -196,8 +202,8 @@ class AirflowMonitoring(Construct):
                     dag_sync.metric_errors(period=PERIOD),
                 ],
                 right=[
-                    environment_metric("DagSyntaxErrors", environment_name, "Sum"),
-                    environment_metric("DuplicateDagIds", environment_name, "Sum"),
+                    environment_metric(contracts.METRIC_DAG_SYNTAX_ERRORS, environment_name, "Sum"),
+                    environment_metric(contracts.METRIC_DUPLICATE_DAG_IDS, environment_name, "Sum"),
                     build_failed,
                 ],
                 width=12,

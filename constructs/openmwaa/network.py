@@ -10,6 +10,15 @@ from aws_cdk import aws_logs as logs
 
 from constructs import Construct
 
+from . import defaults
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import (
+    INLINE_ROLE_POLICY,
+    LOG_GROUP_WITHOUT_CMK,
+    PUBLIC_SUBNET_ROUTE,
+    SELF_REFERENCING_RULE,
+)
+
 
 class AirflowNetwork(Construct):
     """Where every Airflow component, the database, EFS and the Lambdas live.
@@ -34,8 +43,8 @@ class AirflowNetwork(Construct):
         vpc_subnets: ec2.SubnetSelection | None = None,
         nat_gateways: int | None = None,
         kms_key: kms.IKey | None = None,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        log_retention: logs.RetentionDays = defaults.FLOW_LOG_RETENTION,
+        removal_policy: RemovalPolicy = defaults.REMOVAL_POLICY,
     ) -> None:
         super().__init__(scope, construct_id)
         self.created_vpc = vpc is None
@@ -43,7 +52,7 @@ class AirflowNetwork(Construct):
             vpc
             if vpc is not None
             else self._new_vpc(
-                nat_gateways if nat_gateways is not None else 1,
+                nat_gateways if nat_gateways is not None else defaults.NAT_GATEWAYS,
                 kms_key,
                 log_retention,
                 removal_policy,
@@ -69,6 +78,7 @@ class AirflowNetwork(Construct):
             ec2.Port.all_traffic(),
             "All traffic between the environment's components (self-referencing, as MWAA)",
         )
+        acknowledge(self.security_group, [SELF_REFERENCING_RULE])
 
     def _new_vpc(
         self,
@@ -90,6 +100,9 @@ class AirflowNetwork(Construct):
             assumed_by=iam.ServicePrincipal("vpc-flow-logs.amazonaws.com"),
             description="Lets VPC flow logs write to the environment's flow log group",
         )
+        acknowledge(flow_log_role, [INLINE_ROLE_POLICY])
+        if kms_key is None:
+            acknowledge(flow_log_group, [LOG_GROUP_WITHOUT_CMK])
         vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -116,4 +129,5 @@ class AirflowNetwork(Construct):
                 )
             },
         )
+        acknowledge(vpc, [PUBLIC_SUBNET_ROUTE])
         return vpc

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from aws_cdk import aws_logs as logs
 
+from . import defaults
+
 
 class WebserverAccessMode(StrEnum):
     """Who can reach the Airflow UI and REST API, as MWAA's `WebserverAccessMode`."""
@@ -28,6 +30,9 @@ class LogLevel(StrEnum):
     DEBUG = "DEBUG"
 
 
+_DEFAULT_LOG_LEVEL = LogLevel(defaults.LOG_LEVEL)
+
+
 @dataclass(frozen=True)
 class ModuleLogging:
     """One MWAA log type: whether it is sent to CloudWatch Logs and at which level.
@@ -37,7 +42,7 @@ class ModuleLogging:
     """
 
     enabled: bool = True
-    level: LogLevel = LogLevel.INFO
+    level: LogLevel = _DEFAULT_LOG_LEVEL
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class LoggingConfiguration:
     task: ModuleLogging = field(default_factory=ModuleLogging)
     webserver: ModuleLogging = field(default_factory=ModuleLogging)
     worker: ModuleLogging = field(default_factory=ModuleLogging)
-    retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    retention: logs.RetentionDays = defaults.LOG_RETENTION
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,10 @@ class WorkerPool:
     queue: str
     """The Celery queue name DAGs use: 1 to 40 lowercase letters, digits and `-`, a letter
     first; not `default` (which names the environment's own queue)."""
-    min_workers: int = 0
+    min_workers: int = defaults.WORKER_POOL_MIN_WORKERS
     """Fewest workers, 0 to the class's max workers. Default: 0 (no worker once the queue has
     been empty for the scale-in cool-down; the pool's autoscaler function still runs)."""
-    max_workers: int = 5
+    max_workers: int = defaults.WORKER_POOL_MAX_WORKERS
     """Most workers, 1 to the class's max workers, at least `min_workers`. Default: 5."""
     fargate_spot: bool = False
     """Run this pool on Fargate Spot. Default: False (on-demand, never reclaimed)."""

@@ -15,9 +15,15 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from .container_environment import SYNC_ROOT
-from .runtime.bootstrap import BUILD_COMPONENT
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import (
+    INLINE_ROLE_POLICY,
+    REQUIREMENTS_BUILD_ENVIRONMENT,
+    REQUIREMENTS_BUILD_TASK_ROLE,
+)
+from .runtime.contracts import BUILD_REQUIREMENTS
 from .runtime_bundle import RUNTIME_ENTRY_POINT
-from .services import (
+from .task_definitions import (
     AIRFLOW_COMMAND,
     RUNTIME_DIR,
     RUNTIME_VOLUME,
@@ -28,7 +34,7 @@ from .services import (
 
 BUILD_CPU = 2048
 BUILD_MEMORY_MIB = 4096
-CONTAINER_NAME = BUILD_COMPONENT
+CONTAINER_NAME = BUILD_REQUIREMENTS
 
 
 def build_environment(
@@ -38,7 +44,7 @@ def build_environment(
     ``OPENMWAA_PYTHON_VERSION`` are inputs of the build key: the Airflow containers and the
     DAG sync function get the same values (:meth:`RequirementsBuilder.key_inputs`)."""
     return {
-        "OPENMWAA_COMPONENT": BUILD_COMPONENT,
+        "OPENMWAA_COMPONENT": BUILD_REQUIREMENTS,
         "OPENMWAA_ENVIRONMENT_NAME": environment_name,
         "OPENMWAA_SYNC_ROOT": SYNC_ROOT,
         "AWS_DEFAULT_REGION": region,
@@ -48,7 +54,7 @@ def build_environment(
 
 
 def key_inputs(*, airflow_version: str, python_version: str) -> dict[str, str]:
-    """The build key's inputs besides requirements.txt (see ``bootstrap.requirements_key``)."""
+    """The build key's inputs besides requirements.txt (see ``requirements_key`` in the runtime)."""
     return {
         "OPENMWAA_AIRFLOW_VERSION": airflow_version,
         "OPENMWAA_PYTHON_VERSION": python_version,
@@ -158,6 +164,8 @@ class RequirementsBuilder(Construct):
                 container=runtime, condition=ecs.ContainerDependencyCondition.SUCCESS
             )
         )
+        acknowledge(task, [REQUIREMENTS_BUILD_ENVIRONMENT, INLINE_ROLE_POLICY])
+        acknowledge(self.task_role, [REQUIREMENTS_BUILD_TASK_ROLE])
 
     def attach(self, function: lambda_.Function) -> None:
         """Let the DAG sync `function` start the build: its settings (task definition,

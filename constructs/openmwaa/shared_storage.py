@@ -9,6 +9,9 @@ from aws_cdk import aws_kms as kms
 
 from constructs import Construct
 
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import EFS_BACKUP
+
 AIRFLOW_UID = 50000
 """The user the stock apache/airflow image runs as."""
 AIRFLOW_GID = 0
@@ -53,6 +56,7 @@ class SharedStorage(Construct):
             lifecycle_policy=efs.LifecyclePolicy.AFTER_30_DAYS,
             removal_policy=removal_policy,
         )
+        acknowledge(self.file_system, [EFS_BACKUP])
         self.access_point = self.file_system.add_access_point(
             "AccessPoint",
             path=SYNC_ROOT_PATH,

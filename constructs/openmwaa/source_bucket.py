@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
 
-DAGS_PREFIX = "dags/"
-PLUGINS_KEY = "plugins.zip"
-REQUIREMENTS_KEY = "requirements.txt"
-STARTUP_SCRIPT_KEY = "startup.sh"
+from . import defaults
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import (
+    ACCESS_LOG_BUCKET,
+    ACCESS_LOG_BUCKET_LOGGING,
+    BUCKET_REPLICATION,
+    BUCKET_WITHOUT_CMK,
+)
+
+OWNED_BUCKET_PROPS: dict[str, str] = {
+    "versioned": "always on: the object-version pins need it",
+    "block_public_access": "always BLOCK_ALL",
+    "enforce_ssl": "always on",
+    "encryption": "use kms_key",
+    "encryption_key": "use kms_key",
+    "bucket_key_enabled": "follows kms_key",
+    "object_ownership": "always BUCKET_OWNER_ENFORCED (no ACLs)",
+    "server_access_logs_bucket": "always the environment's access-log bucket",
+    "server_access_logs_prefix": "always source-bucket/",
+    "removal_policy": "use removal_policy",
+}
+"""`s3.Bucket` settings of the source bucket that `bucket_props` cannot override, and why."""
 
 
 def access_log_removal_policy(removal_policy: RemovalPolicy) -> RemovalPolicy:
@@ -38,6 +59,10 @@ class SourceBucket(Construct):
     and rollback cannot delete a non-empty bucket, which would end the stack in
     ROLLBACK_FAILED. It has no fixed name, so keeping it never blocks a retry; delete the
     orphan by hand.
+
+    With `existing_bucket`, that bucket is used as it is and only the access-log bucket is
+    created. `bucket_props` overrides the new bucket's other settings (`s3.Bucket` keyword
+    arguments); validation refuses the `OWNED_BUCKET_PROPS`.
     """
 
     def __init__(
@@ -46,8 +71,10 @@ class SourceBucket(Construct):
         construct_id: str,
         *,
         kms_key: kms.IKey | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        removal_policy: RemovalPolicy = defaults.REMOVAL_POLICY,
         noncurrent_version_retention: Duration | None = None,
+        existing_bucket: s3.IBucket | None = None,
+        bucket_props: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_log_bucket = s3.Bucket(
@@ -62,14 +89,41 @@ class SourceBucket(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireAccessLogs",
-                    expiration=Duration.days(365),
-                    noncurrent_version_expiration=Duration.days(30),
+                    expiration=defaults.ACCESS_LOG_EXPIRY,
+                    noncurrent_version_expiration=defaults.ACCESS_LOG_NONCURRENT_EXPIRY,
                 )
             ],
         )
-        self.bucket = s3.Bucket(
-            self,
-            "Bucket",
+        acknowledge(self.access_log_bucket, [*ACCESS_LOG_BUCKET, BUCKET_REPLICATION])
+        self.created = existing_bucket is None
+        """False when the bucket is yours (`existing_bucket`)."""
+        if existing_bucket is not None:
+            self.bucket: s3.IBucket = existing_bucket
+            acknowledge(self.access_log_bucket, [ACCESS_LOG_BUCKET_LOGGING])
+            return
+        settings: dict[str, Any] = {
+            "lifecycle_rules": [
+                s3.LifecycleRule(
+                    id="ExpireNoncurrentVersions",
+                    noncurrent_version_expiration=noncurrent_version_retention
+                    or defaults.SOURCE_NONCURRENT_VERSION_RETENTION,
+                    abort_incomplete_multipart_upload_after=defaults.INCOMPLETE_UPLOAD_EXPIRY,
+                )
+            ],
+            **(bucket_props or {}),
+            **self._owned_settings(kms_key, removal_policy),
+        }
+        bucket = s3.Bucket(self, "Bucket", **settings)
+        self.bucket = bucket
+        if kms_key is None:
+            acknowledge(bucket, [BUCKET_WITHOUT_CMK])
+        acknowledge(bucket, [BUCKET_REPLICATION])
+
+    def _owned_settings(
+        self, kms_key: kms.IKey | None, removal_policy: RemovalPolicy
+    ) -> dict[str, Any]:
+        """The settings `bucket_props` may not override (`OWNED_BUCKET_PROPS`)."""
+        return dict(
             versioned=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -80,11 +134,4 @@ class SourceBucket(Construct):
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="source-bucket/",
             removal_policy=removal_policy,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="ExpireNoncurrentVersions",
-                    noncurrent_version_expiration=noncurrent_version_retention or Duration.days(90),
-                    abort_incomplete_multipart_upload_after=Duration.days(7),
-                )
-            ],
         )

@@ -1,4 +1,4 @@
-"""Validation rules for `AirflowEnvironment` props.
+"""Validation rules for `AirflowEnvironment` props, applied to the resolved props.
 
 Each rule is a pure function that returns the problems it finds (an empty list when the
 props are fine), so every rule can be tested without building a construct. The construct
@@ -9,16 +9,21 @@ at deploy time.
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
 
+from .database import OWNED_DATABASE_PROPS
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
+from .environment_props import ResolvedProps
 from .props import WebserverAccessMode, WorkerPool
 from .runtime import PROTECTED_OPTIONS, is_protected_option
+from .source_bucket import OWNED_BUCKET_PROPS
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
 ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
@@ -47,61 +52,27 @@ def is_protected(option: str) -> bool:
     return is_protected_option(option) or option in VALIDATION_ONLY_PROTECTED_OPTIONS
 
 
-@dataclass(frozen=True)
-class EnvironmentSettings:
-    """The props that validation looks at, after defaults are applied."""
-
-    environment_name: str
-    environment_class: str
-    airflow_version: str
-    schedulers: int
-    min_workers: int
-    max_workers: int
-    min_webservers: int
-    max_webservers: int
-    webserver_access_mode: str
-    airflow_configuration_options: Mapping[str, str]
-    requirements_s3_object_version: str | None = None
-    plugins_s3_object_version: str | None = None
-    startup_script_s3_object_version: str | None = None
-    vpc_given: bool = False
-    vpc_subnets_given: bool = False
-    nat_gateways: int | None = None
-    domain_name: str | None = None
-    hosted_zone_given: bool = False
-    certificate_given: bool = False
-    allowed_cidrs: Sequence[str] = ()
-    tags: Mapping[str, str] | None = None
-    image_given: bool = False
-    docker_hub_credentials_given: bool = False
-    reconcile_interval: Duration | None = None
-    scale_in_cooldown: Duration | None = None
-    removal_policy: object = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
-    deletion_protection: object = True
-    worker_pools: object = ()
-
-
 MAX_SCALE_IN_COOLDOWN = Duration.hours(6)
 """The autoscaler reads the cool-down's samples (12 a minute) back from its DynamoDB table in
 one paged Query per decision, inside a 60 s, 128 MB function: 6 hours is 4,320 items, well
 inside that; days would not be."""
 
 
-Rule = Callable[[EnvironmentSettings], list[str]]
+Rule = Callable[[ResolvedProps], list[str]]
 
 
 def _unresolved(value: object) -> bool:
     return isinstance(value, str) and Token.is_unresolved(value)
 
 
-def _spec(settings: EnvironmentSettings) -> EnvironmentClassSpec | None:
+def _spec(props: ResolvedProps) -> EnvironmentClassSpec | None:
     try:
-        return spec_for(settings.environment_class)
+        return spec_for(props.environment_class)
     except ValueError:
         return None
 
 
-def check_environment_name(s: EnvironmentSettings) -> list[str]:
+def check_environment_name(s: ResolvedProps) -> list[str]:
     if _unresolved(s.environment_name) or ENVIRONMENT_NAME_PATTERN.match(s.environment_name):
         return []
     return [
@@ -110,21 +81,21 @@ def check_environment_name(s: EnvironmentSettings) -> list[str]:
     ]
 
 
-def check_environment_class(s: EnvironmentSettings) -> list[str]:
+def check_environment_class(s: ResolvedProps) -> list[str]:
     if _spec(s) is not None:
         return []
     allowed = ", ".join(c.value for c in EnvironmentClass)
     return [f"environment_class: got {s.environment_class!r}; allowed: {allowed}"]
 
 
-def check_airflow_version(s: EnvironmentSettings) -> list[str]:
+def check_airflow_version(s: ResolvedProps) -> list[str]:
     if s.airflow_version in SUPPORTED_AIRFLOW_VERSIONS:
         return []
     allowed = ", ".join(SUPPORTED_AIRFLOW_VERSIONS)
     return [f"airflow_version: got {s.airflow_version!r}; allowed: {allowed}"]
 
 
-def check_schedulers(s: EnvironmentSettings) -> list[str]:
+def check_schedulers(s: ResolvedProps) -> list[str]:
     spec = _spec(s)
     top = spec.max_schedulers if spec else 5
     if 1 <= s.schedulers <= top:
@@ -132,7 +103,7 @@ def check_schedulers(s: EnvironmentSettings) -> list[str]:
     return [f"schedulers: got {s.schedulers}; allowed for {s.environment_class}: 1 to {top}"]
 
 
-def check_workers(s: EnvironmentSettings) -> list[str]:
+def check_workers(s: ResolvedProps) -> list[str]:
     spec = _spec(s)
     top = spec.max_workers if spec else 200
     problems = []
@@ -158,7 +129,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_worker_pools(s: EnvironmentSettings) -> list[str]:
+def check_worker_pools(s: ResolvedProps) -> list[str]:
     pools = s.worker_pools
     if not isinstance(pools, (list, tuple)):
         return [f"worker_pools: got {type(pools).__name__}; allowed: a list of WorkerPool"]
@@ -210,7 +181,7 @@ def check_worker_pools(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_webservers(s: EnvironmentSettings) -> list[str]:
+def check_webservers(s: ResolvedProps) -> list[str]:
     spec = _spec(s)
     top = spec.max_webservers if spec else 5
     problems = []
@@ -226,7 +197,7 @@ def check_webservers(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_access_mode(s: EnvironmentSettings) -> list[str]:
+def check_access_mode(s: ResolvedProps) -> list[str]:
     allowed = [m.value for m in WebserverAccessMode]
     if s.webserver_access_mode not in allowed:
         return [
@@ -234,7 +205,7 @@ def check_access_mode(s: EnvironmentSettings) -> list[str]:
             + ", ".join(allowed)
         ]
     public = s.webserver_access_mode == WebserverAccessMode.PUBLIC_ONLY.value
-    has_tls = s.certificate_given or (s.domain_name is not None and s.hosted_zone_given)
+    has_tls = s.certificate is not None or (s.domain_name is not None and s.hosted_zone is not None)
     problems = []
     if public and not has_tls:
         problems.append(
@@ -250,13 +221,13 @@ def check_access_mode(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_custom_domain(s: EnvironmentSettings) -> list[str]:
+def check_custom_domain(s: ResolvedProps) -> list[str]:
     problems = []
-    if s.hosted_zone_given and s.domain_name is None:
+    if s.hosted_zone is not None and s.domain_name is None:
         problems.append("hosted_zone: given without domain_name; give both or neither")
-    if s.certificate_given and s.domain_name is None:
+    if s.certificate is not None and s.domain_name is None:
         problems.append("certificate: given without domain_name; the certificate needs a name")
-    if s.domain_name is not None and not (s.hosted_zone_given or s.certificate_given):
+    if s.domain_name is not None and not (s.hosted_zone is not None or s.certificate is not None):
         problems.append(
             f"domain_name: got {s.domain_name!r} without hosted_zone or certificate; "
             "give hosted_zone (we issue the certificate and alias record) or certificate"
@@ -264,7 +235,7 @@ def check_custom_domain(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_configuration_options(s: EnvironmentSettings) -> list[str]:
+def check_configuration_options(s: ResolvedProps) -> list[str]:
     problems = []
     for key, value in s.airflow_configuration_options.items():
         if not CONFIG_KEY_PATTERN.match(key):
@@ -285,7 +256,7 @@ def check_configuration_options(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_object_versions(s: EnvironmentSettings) -> list[str]:
+def check_object_versions(s: ResolvedProps) -> list[str]:
     problems = []
     for prop in (
         "requirements_s3_object_version",
@@ -303,14 +274,14 @@ def check_object_versions(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_network(s: EnvironmentSettings) -> list[str]:
+def check_network(s: ResolvedProps) -> list[str]:
     problems = []
-    if s.vpc_given and s.nat_gateways is not None:
+    if s.vpc is not None and s.nat_gateways is not None:
         problems.append(
             "nat_gateways: given with vpc; nat_gateways applies only to the VPC we create, "
             "so give one or the other"
         )
-    if s.vpc_subnets_given and not s.vpc_given:
+    if s.vpc_subnets is not None and not s.vpc is not None:
         problems.append("vpc_subnets: given without vpc; it selects subnets of your own vpc")
     if s.nat_gateways is not None and not 1 <= s.nat_gateways <= 2:
         problems.append(
@@ -320,9 +291,9 @@ def check_network(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_allowed_cidrs(s: EnvironmentSettings) -> list[str]:
+def check_allowed_cidrs(s: ResolvedProps) -> list[str]:
     problems = []
-    for cidr in s.allowed_cidrs:
+    for cidr in s.allowed_cidrs or ():
         if _unresolved(cidr):
             continue
         try:
@@ -334,9 +305,9 @@ def check_allowed_cidrs(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_tags(s: EnvironmentSettings) -> list[str]:
+def check_tags(s: ResolvedProps) -> list[str]:
     problems = []
-    for key, value in (s.tags or {}).items():
+    for key, value in s.tags.items():
         if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
             problems.append(
                 f"tags: key {key!r} is not allowed; allowed: 1-128 characters, not starting "
@@ -351,10 +322,10 @@ def _milliseconds(duration: Duration) -> float:
     return float(duration.to_milliseconds(integral=False))
 
 
-def check_durations(s: EnvironmentSettings) -> list[str]:
+def check_durations(s: ResolvedProps) -> list[str]:
     problems = []
     interval = s.reconcile_interval
-    if interval is not None and not interval.is_unresolved():
+    if not interval.is_unresolved():
         ms = _milliseconds(interval)
         if ms < 60_000 or ms % 60_000:
             problems.append(
@@ -362,7 +333,7 @@ def check_durations(s: EnvironmentSettings) -> list[str]:
                 "minutes, at least 1 minute (an EventBridge rate schedule)"
             )
     cooldown = s.scale_in_cooldown
-    if cooldown is not None and not cooldown.is_unresolved():
+    if not cooldown.is_unresolved():
         ms = _milliseconds(cooldown)
         if ms < 0 or ms % 1000 or ms > _milliseconds(MAX_SCALE_IN_COOLDOWN):
             problems.append(
@@ -373,13 +344,59 @@ def check_durations(s: EnvironmentSettings) -> list[str]:
     return problems
 
 
-def check_image(s: EnvironmentSettings) -> list[str]:
-    if s.image_given and s.docker_hub_credentials_given:
+def check_image(s: ResolvedProps) -> list[str]:
+    if s.image is not None and s.docker_hub_credentials is not None:
         return [
             "docker_hub_credentials: given with image; they apply to the default image only, "
             "so pass credentials to your ContainerImage instead"
         ]
     return []
+
+
+def _keyword_arguments(construct_class: type) -> frozenset[str]:
+    parameters = inspect.signature(vars(construct_class)["__init__"]).parameters
+    return frozenset(parameters) - {"self", "scope", "id"}
+
+
+def _override_problems(
+    prop: str, overrides: Mapping[str, object], construct_class: type, owned: Mapping[str, str]
+) -> list[str]:
+    allowed = _keyword_arguments(construct_class)
+    problems = []
+    for key in overrides:
+        if key in owned:
+            problems.append(
+                f"{prop}: key {key!r} is set by the environment ({owned[key]}); allowed: any "
+                f"other {construct_class.__module__.split('.')[-1]}.{construct_class.__name__} "
+                "argument"
+            )
+        elif key not in allowed:
+            problems.append(
+                f"{prop}: key {key!r} is not an argument of {construct_class.__name__}; "
+                f"allowed: {construct_class.__name__}'s keyword arguments except "
+                + ", ".join(sorted(owned))
+            )
+    return problems
+
+
+def check_bring_your_own(s: ResolvedProps) -> list[str]:
+    """`existing_bucket` or `bucket_props`, `database_props`, `existing_cluster`."""
+    problems = []
+    if s.existing_bucket is not None and s.bucket_props:
+        problems.append(
+            "bucket_props: given with existing_bucket; they configure the bucket we create, "
+            "so give one or the other"
+        )
+    problems += _override_problems("bucket_props", s.bucket_props, s3.Bucket, OWNED_BUCKET_PROPS)
+    problems += _override_problems(
+        "database_props", s.database_props, rds.DatabaseCluster, OWNED_DATABASE_PROPS
+    )
+    if s.existing_cluster is not None and s.vpc is None:
+        problems.append(
+            "existing_cluster: given without vpc; the services run in the cluster's VPC, so "
+            "give it as vpc"
+        )
+    return problems
 
 
 DATA_REMOVAL_POLICIES = (
@@ -389,7 +406,7 @@ DATA_REMOVAL_POLICIES = (
 )
 
 
-def check_data_props(s: EnvironmentSettings) -> list[str]:
+def check_data_props(s: ResolvedProps) -> list[str]:
     """`removal_policy` (SNAPSHOT is refused: buckets, EFS, secrets and log groups cannot be
     snapshotted) and `deletion_protection`."""
     problems = []
@@ -419,17 +436,18 @@ RULES: tuple[Rule, ...] = (
     check_image,
     check_durations,
     check_data_props,
+    check_bring_your_own,
 )
 
 
-def validate(settings: EnvironmentSettings) -> list[str]:
-    """Every problem with `settings`, in rule order; empty when they are valid."""
-    return [problem for rule in RULES for problem in rule(settings)]
+def validate(props: ResolvedProps) -> list[str]:
+    """Every problem with `props`, in rule order; empty when they are valid."""
+    return [problem for rule in RULES for problem in rule(props)]
 
 
-def raise_if_invalid(settings: EnvironmentSettings) -> None:
+def raise_if_invalid(props: ResolvedProps) -> None:
     """Raise one ValueError listing every problem, or return when there is none."""
-    problems = validate(settings)
+    problems = validate(props)
     if problems:
         raise ValueError(
             "Invalid AirflowEnvironment props:\n" + "\n".join(f"- {p}" for p in problems)

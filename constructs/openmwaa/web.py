@@ -15,8 +15,17 @@ from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
 
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import (
+    LOAD_BALANCER_DELETION,
+    LOAD_BALANCER_LOGS_NEED_REGION,
+    LOAD_BALANCER_TO_VPC,
+    LOAD_BALANCER_WAF,
+    LOAD_BALANCER_WITHOUT_TLS,
+    REDIRECT_LISTENER,
+)
 from .props import WebserverAccessMode
-from .runtime.config import API_SERVER_PORT
+from .runtime.contracts import API_SERVER, API_SERVER_PORT
 
 CPU_TARGET_PERCENT = 70
 REQUESTS_PER_TARGET = 1000
@@ -76,9 +85,12 @@ class WebAccess(Construct):
             security_group=self.security_group,
             drop_invalid_header_fields=True,
         )
+        acknowledge(self.load_balancer, [LOAD_BALANCER_DELETION, LOAD_BALANCER_WAF])
         self.access_logs_enabled = not Token.is_unresolved(Stack.of(self).region)
         if self.access_logs_enabled:
             self.load_balancer.log_access_logs(access_log_bucket, prefix="load-balancer")
+        else:
+            acknowledge(self.load_balancer, LOAD_BALANCER_LOGS_NEED_REGION)
 
         if certificate is None and domain_name is not None and hosted_zone is not None:
             certificate = acm.Certificate(
@@ -90,7 +102,7 @@ class WebAccess(Construct):
         self.certificate = certificate
 
         target = service.load_balancer_target(
-            container_name="api-server", container_port=API_SERVER_PORT
+            container_name=API_SERVER, container_port=API_SERVER_PORT
         )
         self.target_group = elbv2.ApplicationTargetGroup(
             self,
@@ -131,6 +143,7 @@ class WebAccess(Construct):
                     ),
                 )
             )
+            acknowledge(self.redirect_listener, [REDIRECT_LISTENER])
             port = 443
         else:
             self.redirect_listener = None
@@ -141,9 +154,12 @@ class WebAccess(Construct):
                 default_target_groups=[self.target_group],
                 open=False,
             )
+            acknowledge(self.listener, LOAD_BALANCER_WITHOUT_TLS)
             port = 80
 
         self.default_peers_are_vpc = allowed_cidrs is None and not public
+        if self.default_peers_are_vpc:
+            acknowledge(self.security_group, LOAD_BALANCER_TO_VPC)
         peers = (
             list(allowed_cidrs)
             if allowed_cidrs is not None

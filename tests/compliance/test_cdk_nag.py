@@ -5,7 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 
-from openmwaa.nag_acknowledgements import AWS_MANAGED_ENCRYPTION
+from openmwaa.nag_reasons import AWS_MANAGED_ENCRYPTION
 from tests.compliance.nag import nag_findings
 from tests.stacks import bundled_stack, kms_imported_vpc_stack
 from tools.cdk_app import project_app

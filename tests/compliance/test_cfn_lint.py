@@ -61,6 +61,10 @@ COMBINATIONS: dict[str, Callable[[cdk.App], cdk.Stack]] = {
         tags={"team": "data-platform", "cost-center": "42"},
     ),
     "airflow-2": _env(airflow_version="2.11.2"),
+    "bucket-and-database-props": _env(
+        bucket_props={"bucket_name": "acme-airflow-dags", "transfer_acceleration": True},
+        database_props={"preferred_maintenance_window": "Sun:03:00-Sun:04:00"},
+    ),
 }
 
 

@@ -69,8 +69,9 @@ def test_autoscaler_table_is_encrypted_with_the_customer_key() -> None:
     stack, _ = kms_imported_vpc_stack()
     template = assertions.Template.from_stack(stack)
     _, table = _table(template)
+    [key_id] = template.find_resources("AWS::KMS::Key")
+    customer_key = {"Fn::GetAtt": [key_id, "Arn"]}
     sse = table["Properties"]["SSESpecification"]
-    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
-    assert "KMSMasterKeyId" in sse
+    assert sse == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": customer_key}
     [kms] = [s for s in _statements(template) if s.get("Sid") == "DemandHistoryEncryption"]
-    assert "kms:Decrypt" in kms["Action"] and "Fn::GetAtt" in kms["Resource"]
+    assert "kms:Decrypt" in kms["Action"] and kms["Resource"] == customer_key

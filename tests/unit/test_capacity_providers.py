@@ -11,7 +11,9 @@ from tests.conftest import template_of
 
 def test_capacity_providers_are_not_attached_without_spot(default_template) -> None:
     assert default_template.find_resources("AWS::ECS::ClusterCapacityProviderAssociations") == {}
-    for logical_id, service in default_template.find_resources("AWS::ECS::Service").items():
+    services = default_template.find_resources("AWS::ECS::Service")
+    assert services
+    for logical_id, service in services.items():
         assert service["Properties"]["LaunchType"] == "FARGATE", logical_id
 
 

@@ -134,12 +134,16 @@ def test_create_rollback_explicit_retain_blocks_the_retry_as_documented() -> Non
 
 def test_create_rollback_default_keeps_data_on_stack_delete(default_template) -> None:
     """RetainExceptOnCreate still keeps the data when a created stack is deleted."""
-    for kind in ("AWS::S3::Bucket", "AWS::EFS::FileSystem", "AWS::SecretsManager::Secret"):
+    kinds = ("AWS::S3::Bucket", "AWS::EFS::FileSystem", "AWS::SecretsManager::Secret")
+    checked = set()
+    for kind in kinds:
         for logical_id, resource in default_template.find_resources(kind).items():
             if logical_id.startswith("OpenMwaaAirflowMetadataDatabaseClusterSecret"):
                 continue
             assert resource["DeletionPolicy"] in ("RetainExceptOnCreate", "Retain"), logical_id
             assert resource["UpdateReplacePolicy"] == "Retain", logical_id
+            checked.add(kind)
+    assert checked == set(kinds)
 
 
 def test_create_rollback_model_catches_a_retained_log_group_with_a_fixed_name() -> None:

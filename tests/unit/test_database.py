@@ -148,7 +148,9 @@ def test_database_engine_version_can_be_pinned() -> None:
 
 def test_database_and_log_groups_follow_destroy() -> None:
     template = template_of(removal_policy=RemovalPolicy.DESTROY)
-    for logical_id, group in template.find_resources("AWS::Logs::LogGroup").items():
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    assert groups
+    for logical_id, group in groups.items():
         assert group["DeletionPolicy"] == "Delete", logical_id
     [cluster] = template.find_resources("AWS::RDS::DBCluster").values()
     assert cluster["DeletionPolicy"] == "Snapshot"

@@ -56,5 +56,5 @@ def test_environment_class_database_capacity_grows_with_class() -> None:
 
 
 def test_environment_class_unknown_name_raises() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"'mw2\.huge' is not a valid EnvironmentClass"):
         spec_for("mw2.huge")

@@ -7,6 +7,7 @@ from tools.write_example import EXAMPLE_DIR, normalize, synthesize_example
 
 def test_example_matches_a_fresh_synth_of_the_bundled_app() -> None:
     fresh = synthesize_example()
+    assert fresh, "the bundled app synthesized no template"
     stored = {p.name: p.read_text() for p in EXAMPLE_DIR.glob("*.template.json")}
     assert stored.keys() == fresh.keys(), "run `make example`"
     for name, content in fresh.items():

@@ -109,6 +109,7 @@ def test_image_mirror_execution_roles_pull_from_the_repository_only(
 ) -> None:
     repository, _ = _only(default_template, "AWS::ECR::Repository")
     tasks = default_template.find_resources("AWS::ECS::TaskDefinition")
+    assert tasks
     for task in tasks.values():
         role = task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
         ecr_statements = [
@@ -212,7 +213,9 @@ def test_image_mirror_docker_hub_credentials_are_read_by_the_copy_only(
         if "secretsmanager:GetSecretValue" in _actions(s)
     ]
     assert [s["Resource"] for s in reads] == [CREDENTIALS_ARN]
-    for task in credentials_template.find_resources("AWS::ECS::TaskDefinition").values():
+    tasks = credentials_template.find_resources("AWS::ECS::TaskDefinition")
+    assert tasks
+    for task in tasks.values():
         for container in task["Properties"]["ContainerDefinitions"]:
             assert "RepositoryCredentials" not in container
         role = task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]

@@ -33,7 +33,8 @@ def test_dag_sync_mounts_efs_in_the_private_subnets(default_template) -> None:
     assert props["Runtime"] == "python3.14"
     [mount] = props["FileSystemConfigs"]
     assert mount["LocalMountPath"] == "/mnt/airflow"
-    assert all("PrivateSubnet" in s["Ref"] for s in props["VpcConfig"]["SubnetIds"])
+    subnets = props["VpcConfig"]["SubnetIds"]
+    assert subnets and all("PrivateSubnet" in s["Ref"] for s in subnets)
 
 
 def test_dag_sync_settings_follow_the_props() -> None:
@@ -68,8 +69,10 @@ def test_dag_sync_reconciles_every_ten_minutes_by_default(default_template) -> N
 
 def test_dag_sync_runs_at_deploy_before_the_services_start(default_template) -> None:
     [trigger_id] = default_template.find_resources("Custom::Trigger")
-    for service in default_template.find_resources("AWS::ECS::Service").values():
-        assert trigger_id in service.get("DependsOn", [])
+    services = default_template.find_resources("AWS::ECS::Service")
+    assert services
+    for logical_id, service in services.items():
+        assert trigger_id in service.get("DependsOn", []), logical_id
 
 
 def test_dag_sync_may_roll_only_this_clusters_services(default_template) -> None:

@@ -72,13 +72,16 @@ def test_requirements_build_alone_mounts_the_sync_root_read_write(default_templa
     }
     assert sync["EFSVolumeConfiguration"]["TransitEncryption"] == "ENABLED"
     assert sync["EFSVolumeConfiguration"]["AuthorizationConfig"]["IAM"] == "ENABLED"
+    read_only = []
     for key, task in default_template.find_resources("AWS::ECS::TaskDefinition").items():
         if key.startswith(BUILD_TASK_PREFIX):
             continue
         for definition in task["Properties"]["ContainerDefinitions"]:
             for point in definition.get("MountPoints", []):
                 if point["ContainerPath"] == "/opt/airflow/sync":
-                    assert point["ReadOnly"] is True
+                    assert point["ReadOnly"] is True, definition["Name"]
+                    read_only.append(definition["Name"])
+    assert "worker" in read_only and "scheduler" in read_only
 
 
 def test_requirements_build_task_role_may_only_write_the_file_system(default_template) -> None:
@@ -124,6 +127,7 @@ def test_dag_sync_knows_the_build_and_the_keys_inputs(default_template) -> None:
     assert variables["BUILD_TASK_DEFINITION"] == {"Ref": logical_id}
     assert "Fn::Join" in variables["BUILD_SUBNETS"]
     assert "Fn::GetAtt" in variables["BUILD_SECURITY_GROUPS"]
+    components = []
     for task in default_template.find_resources("AWS::ECS::TaskDefinition").values():
         for definition in task["Properties"]["ContainerDefinitions"]:
             values = env_of(definition)
@@ -132,6 +136,8 @@ def test_dag_sync_knows_the_build_and_the_keys_inputs(default_template) -> None:
             for name in ("OPENMWAA_AIRFLOW_VERSION", "OPENMWAA_PYTHON_VERSION"):
                 assert values[name] == variables[name], (definition["Name"], name)
             assert "OPENMWAA_CONSTRAINTS_URL" not in values
+            components.append(values["OPENMWAA_COMPONENT"])
+    assert "build-requirements" in components and "worker" in components
 
 
 def test_initial_sync_waits_for_the_image_the_build_pulls(default_template) -> None:

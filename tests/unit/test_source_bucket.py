@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
-from aws_cdk.assertions import Match
 
 from tests.conftest import template_of
 
@@ -34,15 +33,17 @@ def test_source_bucket_policy_denies_insecure_transport(default_template) -> Non
     policies = default_template.find_resources("AWS::S3::BucketPolicy")
     [policy] = [v for k, v in policies.items() if "SourceBucketPolicy" in k]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [bucket_id] = [
+        k for k in default_template.find_resources("AWS::S3::Bucket") if "SourceBucket" in k
+    ]
+    bucket_arn = {"Fn::GetAtt": [bucket_id, "Arn"]}
     assert {
         "Action": "s3:*",
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         "Effect": "Deny",
         "Principal": {"AWS": "*"},
-        "Resource": Match.any_value(),
-    }.keys() <= statements[0].keys()
-    assert statements[0]["Effect"] == "Deny"
-    assert statements[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        "Resource": [bucket_arn, {"Fn::Join": ["", [bucket_arn, "/*"]]}],
+    } in statements
 
 
 def test_source_bucket_uses_s3_managed_encryption_without_key(default_template) -> None:
@@ -87,5 +88,7 @@ def test_source_access_log_bucket_is_kept_even_by_a_create_rollback(default_temp
 
 def test_source_buckets_follow_destroy() -> None:
     template = template_of(removal_policy=RemovalPolicy.DESTROY)
-    for logical_id, bucket in template.find_resources("AWS::S3::Bucket").items():
+    buckets = template.find_resources("AWS::S3::Bucket")
+    assert len(buckets) == 2  # the source bucket and its access log bucket
+    for logical_id, bucket in buckets.items():
         assert bucket["DeletionPolicy"] == "Delete", logical_id

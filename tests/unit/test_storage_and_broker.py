@@ -120,5 +120,6 @@ def test_secrets_are_generated_never_given(default_template) -> None:
 
 def test_secrets_use_the_customer_key_when_given(kms_template) -> None:
     secrets = kms_template.find_resources("AWS::SecretsManager::Secret")
+    assert secrets
     for secret in secrets.values():
         assert secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0].startswith("Key")

@@ -10,14 +10,14 @@ import jsii
 import pytest
 from aws_cdk import Duration, INumberProducer, Lazy, Token
 
+from openmwaa.environment_props import AirflowEnvironmentProps, ResolvedProps, resolve
 from openmwaa.validation import (
     PROTECTED_CONFIGURATION_OPTIONS,
-    EnvironmentSettings,
     raise_if_invalid,
     validate,
 )
 
-VALID = EnvironmentSettings(
+VALID = AirflowEnvironmentProps(
     environment_name="prod-airflow",
     environment_class="mw1.small",
     airflow_version="3.3.2",
@@ -31,12 +31,21 @@ VALID = EnvironmentSettings(
 )
 
 
+GIVEN: Any = object()
+"""Stands for a resource the user passes (a VPC, a hosted zone...): rules only ask whether
+it was given."""
+
+
+def resolved(**changes: Any) -> ResolvedProps:
+    return resolve(dataclasses.replace(VALID, **changes), construct_id="Airflow")
+
+
 def problems(**changes: Any) -> list[str]:
-    return validate(dataclasses.replace(VALID, **changes))
+    return validate(resolved(**changes))
 
 
 def test_valid_settings_have_no_problem() -> None:
-    assert validate(VALID) == []
+    assert validate(resolved()) == []
 
 
 @pytest.mark.parametrize("name", ["1abc", "has space", "x" * 81, "", "dots.not.allowed"])
@@ -112,7 +121,7 @@ def test_public_with_domain_and_zone_is_valid() -> None:
         problems(
             webserver_access_mode="PUBLIC_ONLY",
             domain_name="airflow.example.com",
-            hosted_zone_given=True,
+            hosted_zone=GIVEN,
             allowed_cidrs=("203.0.113.0/24",),
         )
         == []
@@ -123,7 +132,7 @@ def test_fails_when_public_without_allowed_cidrs() -> None:
     [problem] = problems(
         webserver_access_mode="PUBLIC_ONLY",
         domain_name="airflow.example.com",
-        hosted_zone_given=True,
+        hosted_zone=GIVEN,
     )
     assert problem.startswith("allowed_cidrs: got none with PUBLIC_ONLY")
     assert "'0.0.0.0/0'" in problem
@@ -179,7 +188,7 @@ def test_fails_when_domain_name_without_zone_or_certificate() -> None:
 
 
 def test_fails_when_hosted_zone_without_domain_name() -> None:
-    [problem] = problems(hosted_zone_given=True)
+    [problem] = problems(hosted_zone=GIVEN)
     assert problem.startswith("hosted_zone:")
 
 
@@ -226,12 +235,12 @@ def test_fails_when_object_version_is_malformed(prop: str) -> None:
 
 
 def test_fails_when_nat_gateways_given_with_vpc() -> None:
-    [problem] = problems(vpc_given=True, nat_gateways=1)
+    [problem] = problems(vpc=GIVEN, nat_gateways=1)
     assert problem.startswith("nat_gateways: given with vpc")
 
 
 def test_fails_when_vpc_subnets_without_vpc() -> None:
-    [problem] = problems(vpc_subnets_given=True)
+    [problem] = problems(vpc_subnets=GIVEN)
     assert problem.startswith("vpc_subnets:")
 
 
@@ -252,12 +261,12 @@ def test_fails_when_tag_key_reserved() -> None:
 
 
 def test_fails_when_docker_hub_credentials_given_with_an_image() -> None:
-    [problem] = problems(image_given=True, docker_hub_credentials_given=True)
+    [problem] = problems(image=GIVEN, docker_hub_credentials=GIVEN)
     assert problem.startswith("docker_hub_credentials: given with image")
 
 
 def test_raise_lists_every_problem_in_one_error() -> None:
-    bad = dataclasses.replace(VALID, schedulers=9, max_workers=0, min_workers=0)
+    bad = resolved(schedulers=9, max_workers=0, min_workers=0)
     with pytest.raises(ValueError) as error:
         raise_if_invalid(bad)
     assert "schedulers: got 9" in str(error.value)
@@ -367,3 +376,42 @@ def test_fails_when_deletion_protection_is_not_a_bool() -> None:
 )
 def test_data_removal_policies_are_valid(policy: cdk.RemovalPolicy) -> None:
     assert problems(removal_policy=policy) == []
+
+
+def test_fails_when_bucket_props_given_with_existing_bucket() -> None:
+    [problem] = problems(existing_bucket=GIVEN, bucket_props={"bucket_name": "acme-dags"})
+    assert problem.startswith("bucket_props: given with existing_bucket")
+
+
+def test_fails_when_bucket_props_override_what_keeps_the_bucket_safe() -> None:
+    [problem] = problems(bucket_props={"versioned": False})
+    assert problem.startswith("bucket_props: key 'versioned' is set by the environment")
+
+
+def test_fails_when_bucket_props_name_no_bucket_argument() -> None:
+    [problem] = problems(bucket_props={"versioning": True})
+    assert problem.startswith("bucket_props: key 'versioning' is not an argument of Bucket")
+
+
+def test_bucket_props_may_name_and_tune_the_bucket() -> None:
+    assert problems(bucket_props={"bucket_name": "acme-dags", "transfer_acceleration": True}) == []
+
+
+def test_fails_when_database_props_override_the_wiring() -> None:
+    found = problems(database_props={"engine": GIVEN, "storage_encrypted": False})
+    assert [p.split(" is set")[0] for p in found] == [
+        "database_props: key 'engine'",
+        "database_props: key 'storage_encrypted'",
+    ]
+    assert "use database_engine_version" in found[0]
+
+
+def test_database_props_may_tune_backups_and_capacity() -> None:
+    tuned = {"backup": GIVEN, "serverless_v2_max_capacity": 16, "preferred_maintenance_window": "x"}
+    assert problems(database_props=tuned) == []
+
+
+def test_fails_when_existing_cluster_is_given_without_its_vpc() -> None:
+    [problem] = problems(existing_cluster=GIVEN)
+    assert problem.startswith("existing_cluster: given without vpc")
+    assert problems(existing_cluster=GIVEN, vpc=GIVEN) == []

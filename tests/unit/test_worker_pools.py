@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from openmwaa import WorkerPool
+from openmwaa.environment_props import AirflowEnvironmentProps, ResolvedProps, resolve
 from openmwaa.runtime import config
-from openmwaa.validation import EnvironmentSettings, validate
+from openmwaa.validation import validate
 from tests.conftest import template_of
 
-VALID = EnvironmentSettings(
+VALID = AirflowEnvironmentProps(
     environment_name="prod-airflow",
     environment_class="mw1.small",
     airflow_version="3.3.2",
@@ -27,8 +28,17 @@ VALID = EnvironmentSettings(
 )
 
 
+GIVEN: Any = object()
+"""Stands for a resource the user passes (a VPC, a hosted zone...): rules only ask whether
+it was given."""
+
+
+def resolved(**changes: Any) -> ResolvedProps:
+    return resolve(dataclasses.replace(VALID, **changes), construct_id="Airflow")
+
+
 def problems(**changes: Any) -> list[str]:
-    return validate(dataclasses.replace(VALID, **changes))
+    return validate(resolved(**changes))
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +179,7 @@ def test_a_pool_runs_on_demand_beside_spot_workers(pool_template) -> None:
 
 
 def test_every_component_knows_every_pool_queue(pool_template) -> None:
+    checked = set()
     for logical_id, task in pool_template.find_resources("AWS::ECS::TaskDefinition").items():
         for container in task["Properties"]["ContainerDefinitions"]:
             if container["Name"] in ("openmwaa-runtime", "build-requirements"):
@@ -177,6 +188,15 @@ def test_every_component_knows_every_pool_queue(pool_template) -> None:
             parts = pools["Fn::Join"][1]
             assert parts[0] == "long-running=", logical_id
             assert parts[1]["Ref"].startswith("AirflowBrokerPoolQueuelongrunning")
+            checked.add(container["Name"])
+    assert checked == {
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "api-server",
+        "execution-api",
+        "worker",
+    }
 
 
 def test_the_role_may_use_the_pool_queue(pool_template) -> None:
@@ -197,7 +217,9 @@ def test_the_role_may_use_the_pool_queue(pool_template) -> None:
 
 
 def test_parallelism_covers_the_pools_workers(pool_template) -> None:
-    for container in _worker_containers(pool_template).values():
+    workers = _worker_containers(pool_template)
+    assert len(workers) == 2  # the environment's workers and the pool's
+    for container in workers.values():
         environment = _env(container)
         # (10 + 3) workers x 5 tasks over 2 schedulers
         assert environment["AIRFLOW__CORE__PARALLELISM"] == "33"

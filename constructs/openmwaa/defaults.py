@@ -1,0 +1,85 @@
+"""Every default of the environment, as data: one home, read by the constructs and the docs.
+
+Plain values for the defaults that are the same in every environment, and pure functions for
+those the environment class decides. Nothing here builds a resource, and nothing here imports the
+props types (they read their defaults from here). `environment_props.resolve` applies them to
+the props a user gave; `tests/unit/test_defaults.py` checks README's defaults table
+against these values, so the table cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_logs as logs
+
+from .environment_class import EnvironmentClass, EnvironmentClassSpec
+from .versions import DEFAULT_AIRFLOW_VERSION, DEFAULT_PYTHON_VERSION
+
+# Airflow and sizing.
+AIRFLOW_VERSION = DEFAULT_AIRFLOW_VERSION
+"""The newest Airflow version this library proves end to end."""
+PYTHON_VERSION = DEFAULT_PYTHON_VERSION
+"""The Python of the stock image every component runs."""
+ENVIRONMENT_CLASS = EnvironmentClass.MW1_SMALL
+MIN_WORKERS = 1
+
+
+def max_workers(spec: EnvironmentClassSpec) -> int:
+    """Most Celery workers: 10, or 1 on mw1.micro (its single task runs one worker)."""
+    return spec.default_max_workers
+
+
+def schedulers(spec: EnvironmentClassSpec) -> int:
+    """Scheduler tasks: 2 (MWAA's default), or 1 on mw1.micro."""
+    return spec.default_schedulers
+
+
+def min_webservers(spec: EnvironmentClassSpec) -> int:
+    """Fewest web server tasks: 2 (MWAA's default), or 1 on mw1.micro."""
+    return spec.default_min_webservers
+
+
+def max_webservers(spec: EnvironmentClassSpec, min_webservers: int) -> int:
+    """Most web server tasks: the class's default, never fewer than `min_webservers`."""
+    return max(spec.default_max_webservers, min_webservers)
+
+
+# Web access.
+WEBSERVER_ACCESS_MODE = "PRIVATE_ONLY"
+"""A `WebserverAccessMode`: an internal load balancer."""
+
+# Network.
+NAT_GATEWAYS = 1
+"""NAT gateways of a new VPC: one (about $33 a month plus data); 2 for zone-level resilience."""
+FLOW_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+"""How long the new VPC's flow logs are kept (a year: the usual audit horizon)."""
+
+# Data kept on delete.
+REMOVAL_POLICY = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+"""CloudFormation `RetainExceptOnCreate`: kept on stack delete and replacement, deleted by a
+failed first create's rollback, so a retry does not hit "already exists"."""
+DELETION_PROTECTION = True
+
+# The source bucket and its access logs.
+SOURCE_NONCURRENT_VERSION_RETENTION = Duration.days(90)
+"""How long an overwritten or deleted object's old versions stay in the source bucket."""
+INCOMPLETE_UPLOAD_EXPIRY = Duration.days(7)
+ACCESS_LOG_EXPIRY = Duration.days(365)
+"""How long S3 and load-balancer access logs are kept."""
+ACCESS_LOG_NONCURRENT_EXPIRY = Duration.days(30)
+
+# Logs.
+LOG_LEVEL = "INFO"
+"""A `LogLevel`, for every log type."""
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+"""How long Airflow's log groups (and the Lambdas') are kept."""
+
+# Workers and sync.
+WORKER_FARGATE_SPOT = False
+ENABLE_EXECUTE_COMMAND = False
+SCALE_IN_COOLDOWN = Duration.minutes(5)
+"""How long demand must stay lower before workers are removed."""
+RECONCILE_INTERVAL = Duration.minutes(10)
+"""How often the DAG sync compares the bucket with the file system."""
+WORKER_POOL_MIN_WORKERS = 0
+WORKER_POOL_MAX_WORKERS = 5
