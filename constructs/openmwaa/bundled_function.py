@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, SymlinkFollowMode
 from aws_cdk import aws_ec2 as ec2
@@ -57,10 +56,11 @@ def bundled_function(
     memory_size: int,
     environment: Mapping[str, str],
     placement: FunctionPlacement,
-    **extra: Any,
+    filesystem: lambda_.FileSystem | None = None,
 ) -> lambda_.Function:
     """A function on `RUNTIME` (arm64) in the environment's private subnets, with its own
-    log group (retention, `kms_key`) and environment variables encrypted with `kms_key`.
+    log group (retention, `kms_key`) and environment variables encrypted with `kms_key`;
+    `filesystem` mounts EFS (the DAG sync).
     It acknowledges the findings every such function has; the caller acknowledges the
     findings of what it grants the function."""
     log_group = logs.LogGroup(
@@ -86,7 +86,7 @@ def bundled_function(
         vpc_subnets=placement.vpc_subnets,
         security_groups=[placement.security_group],
         log_group=log_group,
-        **extra,
+        filesystem=filesystem,
     )
     acknowledge(function, BUNDLED_FUNCTION)
     if placement.kms_key is None:

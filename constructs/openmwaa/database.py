@@ -51,6 +51,8 @@ OWNED_DATABASE_PROPS: dict[str, str] = {
     "cloudwatch_logs_exports": "postgresql, to the log group the environment creates",
     "removal_policy": "always a final snapshot",
     "deletion_protection": "use deletion_protection",
+    "instances": "the writer is sized by the class (override writer instead)",
+    "instance_props": "the writer is sized by the class (override writer instead)",
 }
 """`rds.DatabaseCluster` settings `database_props` cannot override, and why."""
 

@@ -3,7 +3,7 @@
 Plain values for the defaults that are the same in every environment, and pure functions for
 those the environment class decides. Nothing here builds a resource, and nothing here imports the
 props types (they read their defaults from here). `environment_props.resolve` applies them to
-the props a user gave; `tests/unit/test_defaults.py` checks README's defaults table
+the props a user gave; `tests/unit/test_props.py` checks README's defaults table
 against these values, so the table cannot drift from the code.
 """
 

@@ -1,7 +1,7 @@
 """`AirflowEnvironment`: the whole Airflow environment, composed from one construct per piece.
 
 Longer than the ~450 lines other modules keep to, on purpose: the constructor's docstring is
-the reference of every prop (about 230 lines), kept beside the signature as aws-cdk-lib keeps
+the reference of every prop (about 180 lines), kept beside the signature as aws-cdk-lib keeps
 it, so `help()` and IDEs show it. The props type is `environment_props.py`, the defaults are
 `defaults.py`, and the rules are `validation.py`.
 """
@@ -223,33 +223,40 @@ class AirflowEnvironment(Construct):
         :param reconcile_interval: How often the DAG sync compares the bucket with EFS and
             heals differences (S3 events apply changes within seconds in between), in
             whole minutes, at least 1 (an EventBridge rate). Default: 10 minutes.
-        :param existing_bucket: Your own source bucket, used instead of a new one. Keep it
-            versioned (the `*_s3_object_version` pins need versions), private and SSL-only:
-            an imported bucket's settings cannot be checked at synth. `removal_policy` and
-            `kms_key` do not change it (grant `kms_key` use to the execution role yourself if
-            it is encrypted with another key). The access-log bucket (the load balancer's
-            logs) is still created. Not allowed with `bucket_props`. Default: a new bucket.
+        :param existing_bucket: Your own source bucket, used instead of a new one: a bucket of
+            this stack, or one imported into it (a bucket of another stack would make a
+            cross-stack cycle, refused). Keep it versioned (the `*_s3_object_version` pins
+            need versions), private and SSL-only: an imported bucket's settings cannot be
+            checked at synth. If it is encrypted with a KMS key, import it with
+            `s3.Bucket.from_bucket_attributes(..., encryption_key=key)`, so the DAG sync and
+            the execution role are granted that key with their read access. `removal_policy`
+            and `kms_key` do not change it. The access-log bucket (the load balancer's logs)
+            is still created. Not allowed with `bucket_props`. Default: a new bucket.
         :param bucket_props: Keyword arguments of `s3.Bucket` that override the new source
             bucket's, e.g. `{"bucket_name": "acme-airflow-dags", "lifecycle_rules": [...]}`.
             The settings that keep it safe and working are refused (`versioned`,
             `block_public_access`, `enforce_ssl`, `encryption`, `encryption_key`,
             `bucket_key_enabled`, `server_access_logs_*`, `object_ownership`,
-            `removal_policy`), each naming the prop that sets it. Default: none.
+            `removal_policy`), each naming the prop that sets it; `lifecycle_rules` are added
+            after ours (old versions still expire). Default: none.
         :param database_props: Keyword arguments of `rds.DatabaseCluster` that override the
             metadata database's, e.g. `{"backup": rds.BackupProps(retention=Duration.days(35)),
             "preferred_maintenance_window": "Sun:03:00-Sun:04:00",
             "serverless_v2_max_capacity": 16}`. Refused: what the environment wires
-            (`engine`: use `database_engine_version`; `vpc`, `vpc_subnets`,
+            (`engine`: use `database_engine_version`; `vpc`, `vpc_subnets`, `subnet_group`,
             `security_groups`, `credentials`, `default_database_name`, `cluster_identifier`,
             `storage_encrypted`, `storage_encryption_key`: use `kms_key`;
             `cloudwatch_logs_exports`, `removal_policy`, `deletion_protection`: use the
-            props). Default: none.
+            props; `instances`, `instance_props`: override `writer`). A `writer` or `readers`
+            you give replaces ours with its own settings: give it
+            `performance_insight_encryption_key=kms_key` to keep Performance Insights under
+            your key. Default: none.
         :param existing_cluster: Your ECS cluster, to run the services in instead of a new
             one. It must be in `vpc` (so `vpc` is required with it). With Fargate Spot
             (`worker_fargate_spot` or a Spot worker pool) it needs the FARGATE and
             FARGATE_SPOT capacity providers: enabled for you on an `ecs.Cluster` of this
-            app, yours to add on an imported one. Default: a new cluster with Container
-            Insights.
+            app, yours to add on an imported one (synth warns). Default: a new cluster with
+            Container Insights.
         :param alarm_topic: SNS topic the environment's alarms notify. It must let
             CloudWatch alarms publish and must not use the AWS managed SNS key. Default: a
             new SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to, encrypted

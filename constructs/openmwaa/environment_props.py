@@ -144,6 +144,13 @@ def _spec_or_default(environment_class: str) -> EnvironmentClassSpec:
         return spec_for(defaults.ENVIRONMENT_CLASS)
 
 
+def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A copy of a mapping prop; anything else is kept as given for validation to name."""
+    if value is None:
+        return {}
+    return dict(value) if isinstance(value, Mapping) else value
+
+
 def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedProps:
     """`props` with every default applied (the environment name defaults to `construct_id`).
 
@@ -201,7 +208,7 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         worker_fargate_spot=props.worker_fargate_spot,
         # Anything but a list or tuple is kept as given for validation to name.
         worker_pools=(
-            tuple(pools) if isinstance(pools, list | tuple) else pools if pools else ()  # type: ignore[arg-type]
+            tuple(pools) if isinstance(pools, list | tuple) else () if pools is None else pools  # type: ignore[arg-type]
         ),
         enable_execute_command=props.enable_execute_command,
         scale_in_cooldown=(
@@ -216,7 +223,7 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         ),
         alarm_topic=props.alarm_topic,
         existing_bucket=props.existing_bucket,
-        bucket_props=dict(props.bucket_props or {}),
-        database_props=dict(props.database_props or {}),
+        bucket_props=_mapping(props.bucket_props),
+        database_props=_mapping(props.database_props),
         existing_cluster=props.existing_cluster,
     )

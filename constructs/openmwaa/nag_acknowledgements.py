@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_s3 as s3
 
 from constructs import IConstruct
 
@@ -84,3 +86,19 @@ def nag_attribute(construct: IConstruct, attribute: str) -> str:
 def nag_ref(construct: IConstruct) -> str:
     """A `Ref` of `construct`'s CloudFormation resource, as cdk-nag renders it."""
     return nag_attribute(construct, "")[:-2] + ">"
+
+
+def nag_bucket_arn(bucket: s3.IBucket) -> str:
+    """The bucket's ARN as cdk-nag renders it: a GetAtt of ours, a literal of yours."""
+    if isinstance(bucket.node.default_child, CfnElement):
+        return nag_attribute(bucket, "Arn")
+    stack = Stack.of(bucket)
+    partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
+    return f"arn:{partition}:s3:::{bucket.bucket_name}"
+
+
+def nag_cluster_name(cluster: ecs.ICluster) -> str:
+    """The cluster's name as cdk-nag renders it: a Ref of ours, a literal of yours."""
+    if isinstance(cluster.node.default_child, CfnElement):
+        return nag_ref(cluster)
+    return cluster.cluster_name

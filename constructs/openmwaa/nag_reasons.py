@@ -7,7 +7,7 @@ not acknowledged fails the compliance tests; docs/security.md renders this list 
 
 from __future__ import annotations
 
-from aws_cdk import CfnElement, Stack, Token
+from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_s3 as s3
 
 from constructs import IConstruct
@@ -17,8 +17,8 @@ from .nag_acknowledgements import (
     Finding,
     aws_solutions,
     nag_arn,
-    nag_attribute,
-    nag_ref,
+    nag_bucket_arn,
+    nag_cluster_name,
     same_reason,
 )
 from .runtime.contracts import SECRETS_PREFIXES
@@ -287,21 +287,12 @@ def bucket_read_findings(bucket: s3.IBucket) -> list[Finding]:
     ]
     findings.append(
         aws_solutions(
-            f"IAM5[Resource::{_nag_bucket_arn(bucket)}/*]",
+            f"IAM5[Resource::{nag_bucket_arn(bucket)}/*]",
             "Every object of the environment's own source bucket is Airflow's input "
             "(dags/, plugins.zip, requirements.txt, startup.sh).",
         )
     )
     return findings
-
-
-def _nag_bucket_arn(bucket: s3.IBucket) -> str:
-    """The bucket's ARN as cdk-nag renders it: a GetAtt of ours, a literal of yours."""
-    if isinstance(bucket.node.default_child, CfnElement):
-        return nag_attribute(bucket, "Arn")
-    stack = Stack.of(bucket)
-    partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
-    return f"arn:{partition}:s3:::{bucket.bucket_name}"
 
 
 def execution_role_findings(role: IConstruct, bucket: s3.IBucket, *, kms: bool) -> list[Finding]:
@@ -412,7 +403,7 @@ BUCKET_NOTIFICATIONS_HANDLER = LAMBDA_MANAGED_POLICIES[:1]
 
 
 def dag_sync_findings(
-    function: IConstruct, bucket: s3.IBucket, cluster: IConstruct
+    function: IConstruct, bucket: s3.IBucket, cluster: ecs.ICluster
 ) -> list[Finding]:
     """The DAG sync function's own findings: it reads `bucket` and rolls `cluster`'s services."""
     return [
@@ -424,7 +415,7 @@ def dag_sync_findings(
             "conditioned on ecs:cluster being this environment's cluster.",
         ),
         aws_solutions(
-            f"IAM5[Resource::{nag_arn(function, 'ecs', f'service/{nag_ref(cluster)}/*')}]",
+            f"IAM5[Resource::{nag_arn(function, 'ecs', f'service/{nag_cluster_name(cluster)}/*')}]",
             "Rolling the Airflow services after a requirements/plugins/startup change: "
             "every service of this environment's dedicated cluster, and no other.",
         ),
@@ -441,10 +432,10 @@ AUTOSCALER_FUNCTION = (
 )
 
 
-def worker_task_protection(role: IConstruct, cluster: IConstruct) -> Finding:
+def worker_task_protection(role: IConstruct, cluster: ecs.ICluster) -> Finding:
     """The finding of the autoscaler's grant to the workers' `role` on `cluster`'s tasks."""
     return aws_solutions(
-        f"IAM5[Resource::{nag_arn(role, 'ecs', f'task/{nag_ref(cluster)}/*')}]",
+        f"IAM5[Resource::{nag_arn(role, 'ecs', f'task/{nag_cluster_name(cluster)}/*')}]",
         "Workers set scale-in protection on their own task, whose id is only known at "
         "run time; the grant covers this environment's cluster only.",
     )

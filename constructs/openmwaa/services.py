@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Annotations, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
@@ -33,6 +33,7 @@ from .task_definitions import (
 )
 from .versions import is_airflow_2
 
+IMPORTED_CLUSTER_SPOT_WARNING_ID = "openmwaa:importedClusterSpot"
 EXECUTION_API_DNS_NAME = contracts.EXECUTION_API
 """The Task Execution API service's Cloud Map name, in the environment's namespace."""
 EXECUTION_API_CPU_TARGET_PERCENT = 70
@@ -136,6 +137,13 @@ class AirflowServices(Construct):
             self.cluster = existing_cluster
             if spot and isinstance(existing_cluster, ecs.Cluster):
                 existing_cluster.enable_fargate_capacity_providers()
+            elif spot:
+                Annotations.of(self).add_warning_v2(
+                    IMPORTED_CLUSTER_SPOT_WARNING_ID,
+                    "existing_cluster is imported, so CDK cannot attach capacity providers to "
+                    "it: Spot workers need its FARGATE and FARGATE_SPOT capacity providers "
+                    "(aws ecs put-cluster-capacity-providers), or their service fails to create",
+                )
         self.services: dict[str, ecs.FargateService] = {}
         self.task_definitions: dict[str, ecs.FargateTaskDefinition] = {}
         self.worker_pools: dict[str, ecs.FargateService] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
@@ -98,19 +98,29 @@ class SourceBucket(Construct):
         self.created = existing_bucket is None
         """False when the bucket is yours (`existing_bucket`)."""
         if existing_bucket is not None:
+            if isinstance(existing_bucket, s3.Bucket) and Stack.of(existing_bucket) is not Stack.of(
+                self
+            ):
+                raise ValueError(
+                    f"existing_bucket: got {existing_bucket.node.path}, a bucket of another "
+                    "stack; its S3 notifications and our function would reference each other "
+                    "across stacks (a cycle). Allowed: a bucket of this stack, or one imported "
+                    "here (s3.Bucket.from_bucket_attributes)"
+                )
             self.bucket: s3.IBucket = existing_bucket
             acknowledge(self.access_log_bucket, [ACCESS_LOG_BUCKET_LOGGING])
             return
+        overrides = dict(bucket_props or {})
+        expiry = s3.LifecycleRule(
+            id="ExpireNoncurrentVersions",
+            noncurrent_version_expiration=noncurrent_version_retention
+            or defaults.SOURCE_NONCURRENT_VERSION_RETENTION,
+            abort_incomplete_multipart_upload_after=defaults.INCOMPLETE_UPLOAD_EXPIRY,
+        )
         settings: dict[str, Any] = {
-            "lifecycle_rules": [
-                s3.LifecycleRule(
-                    id="ExpireNoncurrentVersions",
-                    noncurrent_version_expiration=noncurrent_version_retention
-                    or defaults.SOURCE_NONCURRENT_VERSION_RETENTION,
-                    abort_incomplete_multipart_upload_after=defaults.INCOMPLETE_UPLOAD_EXPIRY,
-                )
-            ],
-            **(bucket_props or {}),
+            **overrides,
+            # Your rules come after ours: history never grows without bound.
+            "lifecycle_rules": [expiry, *overrides.get("lifecycle_rules", ())],
             **self._owned_settings(kms_key, removal_policy),
         }
         bucket = s3.Bucket(self, "Bucket", **settings)

@@ -9,21 +9,17 @@ at deploy time.
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from aws_cdk import Duration, RemovalPolicy, Token
-from aws_cdk import aws_rds as rds
-from aws_cdk import aws_s3 as s3
 
-from .database import OWNED_DATABASE_PROPS
+from .bring_your_own import check_bring_your_own
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .environment_props import ResolvedProps
 from .props import WebserverAccessMode, WorkerPool
 from .runtime import PROTECTED_OPTIONS, is_protected_option
-from .source_bucket import OWNED_BUCKET_PROPS
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
 ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
@@ -351,52 +347,6 @@ def check_image(s: ResolvedProps) -> list[str]:
             "so pass credentials to your ContainerImage instead"
         ]
     return []
-
-
-def _keyword_arguments(construct_class: type) -> frozenset[str]:
-    parameters = inspect.signature(vars(construct_class)["__init__"]).parameters
-    return frozenset(parameters) - {"self", "scope", "id"}
-
-
-def _override_problems(
-    prop: str, overrides: Mapping[str, object], construct_class: type, owned: Mapping[str, str]
-) -> list[str]:
-    allowed = _keyword_arguments(construct_class)
-    problems = []
-    for key in overrides:
-        if key in owned:
-            problems.append(
-                f"{prop}: key {key!r} is set by the environment ({owned[key]}); allowed: any "
-                f"other {construct_class.__module__.split('.')[-1]}.{construct_class.__name__} "
-                "argument"
-            )
-        elif key not in allowed:
-            problems.append(
-                f"{prop}: key {key!r} is not an argument of {construct_class.__name__}; "
-                f"allowed: {construct_class.__name__}'s keyword arguments except "
-                + ", ".join(sorted(owned))
-            )
-    return problems
-
-
-def check_bring_your_own(s: ResolvedProps) -> list[str]:
-    """`existing_bucket` or `bucket_props`, `database_props`, `existing_cluster`."""
-    problems = []
-    if s.existing_bucket is not None and s.bucket_props:
-        problems.append(
-            "bucket_props: given with existing_bucket; they configure the bucket we create, "
-            "so give one or the other"
-        )
-    problems += _override_problems("bucket_props", s.bucket_props, s3.Bucket, OWNED_BUCKET_PROPS)
-    problems += _override_problems(
-        "database_props", s.database_props, rds.DatabaseCluster, OWNED_DATABASE_PROPS
-    )
-    if s.existing_cluster is not None and s.vpc is None:
-        problems.append(
-            "existing_cluster: given without vpc; the services run in the cluster's VPC, so "
-            "give it as vpc"
-        )
-    return problems
 
 
 DATA_REMOVAL_POLICIES = (

@@ -174,6 +174,8 @@ class WebAccess(Construct):
             service, ec2.Port.tcp(API_SERVER_PORT), "Load balancer to the api-server"
         )
 
+        self.alias: route53.ARecord | None = None
+        """The Route 53 alias of `domain_name`; None without `hosted_zone` (no record made)."""
         if domain_name is not None and hosted_zone is not None:
             self.alias = route53.ARecord(
                 self,

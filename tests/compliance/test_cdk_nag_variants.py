@@ -62,3 +62,21 @@ def test_cdk_nag_bring_your_own_variant_has_no_unacknowledged_finding() -> None:
         )
 
     assert nag_findings(build) == []
+
+
+def test_cdk_nag_imported_cluster_variant_has_no_unacknowledged_finding() -> None:
+    """An imported cluster: the acknowledgements name it by its literal name."""
+
+    def build(app: cdk.App) -> None:
+        stack = cdk.Stack(app, "Imported", env=TEST_ENV)
+        vpc = shared_vpc(stack)
+        AirflowEnvironment(
+            stack,
+            "Airflow",
+            vpc=vpc,
+            existing_cluster=ecs.Cluster.from_cluster_attributes(
+                stack, "Cluster", cluster_name="platform", vpc=vpc
+            ),
+        )
+
+    assert nag_findings(build) == []

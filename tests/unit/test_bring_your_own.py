@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk import assertions
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_rds as rds
@@ -110,3 +111,48 @@ def test_existing_cluster_runs_the_services_and_gets_spot_capacity() -> None:
         {"Cluster": {"Ref": cluster_id}, "CapacityProviders": ["FARGATE", "FARGATE_SPOT"]},
     )
     assert env.services.cluster is cluster
+
+
+def test_bucket_props_lifecycle_rules_are_added_after_ours() -> None:
+    stack = _stack()
+    archive = s3.LifecycleRule(
+        id="ArchiveOldDags",
+        transitions=[
+            s3.Transition(
+                storage_class=s3.StorageClass.GLACIER, transition_after=cdk.Duration.days(90)
+            )
+        ],
+    )
+    AirflowEnvironment(stack, "Airflow", bucket_props={"lifecycle_rules": [archive]})
+    buckets = assertions.Template.from_stack(stack).find_resources("AWS::S3::Bucket")
+    [source] = [b for name, b in buckets.items() if "SourceBucket" in name]
+    rules = source["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert [rule["Id"] for rule in rules] == ["ExpireNoncurrentVersions", "ArchiveOldDags"]
+
+
+def test_fails_when_existing_bucket_belongs_to_another_stack() -> None:
+    app = project_app()
+    data = cdk.Stack(app, "Data", env=TEST_ENV)
+    bucket = s3.Bucket(data, "Dags")
+    stack = cdk.Stack(app, "Airflow", env=TEST_ENV)
+    with pytest.raises(ValueError, match="existing_bucket: got Data/Dags, a bucket of another"):
+        AirflowEnvironment(stack, "Airflow", existing_bucket=bucket)
+
+
+def test_fails_when_bucket_props_is_not_a_dict() -> None:
+    stack = _stack()
+    with pytest.raises(ValueError, match="bucket_props: got BucketProps; allowed: a dict"):
+        AirflowEnvironment(stack, "Airflow", bucket_props=s3.BucketProps(bucket_name="acme-x"))  # type: ignore[arg-type]
+
+
+def test_imported_cluster_with_spot_warns_at_synth() -> None:
+    stack = _stack()
+    vpc = shared_vpc(stack)
+    cluster = ecs.Cluster.from_cluster_attributes(stack, "Platform", cluster_name="p", vpc=vpc)
+    AirflowEnvironment(
+        stack, "Airflow", vpc=vpc, existing_cluster=cluster, worker_fargate_spot=True
+    )
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "*", assertions.Match.string_like_regexp("FARGATE_SPOT capacity providers")
+    )
+    assert len(warnings) == 1

@@ -44,11 +44,20 @@ def test_connections_let_another_resource_admit_the_environment(
     )
 
 
-def test_admin_secret_is_the_admin_users_secret(
+def test_admin_secret_is_the_one_the_runtime_signs_in_with(
     built: tuple[cdk.Stack, AirflowEnvironment],
 ) -> None:
-    _, env = built
-    assert env.admin_secret is env.secrets.admin
+    stack, env = built
+    secret_ref = {"Ref": stack.get_logical_id(env.admin_secret.node.default_child)}  # type: ignore[arg-type]
+    tasks = assertions.Template.from_stack(stack).find_resources("AWS::ECS::TaskDefinition")
+    admin = [
+        secret["ValueFrom"]
+        for task in tasks.values()
+        for container in task["Properties"]["ContainerDefinitions"]
+        for secret in container.get("Secrets", [])
+        if secret["Name"] == "OPENMWAA_ADMIN_SECRET"
+    ]
+    assert admin and all(value == secret_ref for value in admin)
 
 
 def test_url_is_the_load_balancers(built: tuple[cdk.Stack, AirflowEnvironment]) -> None:
@@ -79,10 +88,13 @@ def test_metric_helpers_match_the_autoscalers_published_dimensions(
     )
     assert len(functions) == 2  # the environment's and the pool's
     queued = env.metric_queued_tasks()
+    pools = set()
     for function in functions.values():
         variables = function["Properties"]["Environment"]["Variables"]
-        assert variables["ENVIRONMENT_NAME"] == queued.dimensions["Environment"]
-        assert variables["METRIC_NAMESPACE"] == queued.namespace
+        assert variables["ENVIRONMENT_NAME"] == queued.dimensions["Environment"] == "prod"
+        assert variables["METRIC_NAMESPACE"] == queued.namespace == "OpenMWAA"
+        pools.add(variables.get("WORKER_POOL", ""))
+    assert pools == {"", env.metric_queued_tasks(worker_pool="long").dimensions["WorkerPool"]}
 
 
 def test_bundled_app_outputs_the_url_and_the_admin_secret(
@@ -125,3 +137,9 @@ def test_rds_connections_accept_the_environment_as_a_peer(
     ]
     env_group = stack.get_logical_id(env.security_group.node.default_child)  # type: ignore[arg-type]
     assert {"Fn::GetAtt": [env_group, "GroupId"]} in sources
+
+
+def test_alias_is_none_without_a_hosted_zone(built: tuple[cdk.Stack, AirflowEnvironment]) -> None:
+    _, env = built
+    assert env.web.alias is None
+    assert not assertions.Template.from_stack(built[0]).find_resources("AWS::Route53::RecordSet")
