@@ -13,11 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .runtime import contracts
-from .runtime.config import (
-    POOL_QUEUES_VARIABLE,
-    TASK_PROTECTION_VARIABLE,
-    WORKER_QUEUE_VARIABLE,
-)
 from .runtime.requirements import REQUIREMENTS_TIMEOUT
 from .runtime.startup_steps import STARTUP_SCRIPT_TIMEOUT
 from .versions import is_airflow_2
@@ -191,14 +186,14 @@ def container_environment(
     the environment are refused by validation before this runs, so they never reach here.
     """
     env = {
-        "OPENMWAA_COMPONENT": component,
-        "OPENMWAA_ENVIRONMENT_NAME": settings.environment_name,
-        "OPENMWAA_AIRFLOW_VERSION": settings.airflow_version,
-        "OPENMWAA_PYTHON_VERSION": settings.python_version,
-        "OPENMWAA_SYNC_ROOT": SYNC_ROOT,
-        "OPENMWAA_DB_NAME": settings.database_name,
-        "OPENMWAA_CELERY_QUEUE_URL": settings.queue_url,
-        "OPENMWAA_CELERY_QUEUE_NAME": settings.queue_name,
+        contracts.COMPONENT_VARIABLE: component,
+        contracts.ENVIRONMENT_NAME_VARIABLE: settings.environment_name,
+        contracts.AIRFLOW_VERSION_VARIABLE: settings.airflow_version,
+        contracts.PYTHON_VERSION_VARIABLE: settings.python_version,
+        contracts.SYNC_ROOT_VARIABLE: SYNC_ROOT,
+        contracts.DB_NAME_VARIABLE: settings.database_name,
+        contracts.QUEUE_URL_VARIABLE: settings.queue_url,
+        contracts.QUEUE_NAME_VARIABLE: settings.queue_name,
         "AWS_DEFAULT_REGION": settings.region,
         "AWS_REGION": settings.region,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -219,15 +214,15 @@ def container_environment(
     env.update(sized_defaults(settings))
     env.update(server_defaults(component, settings.airflow_version, settings.web_cpu))
     if settings.pool_queues:
-        env[POOL_QUEUES_VARIABLE] = ",".join(
+        env[contracts.POOL_QUEUES_VARIABLE] = ",".join(
             f"{name}={url}" for name, url in sorted(settings.pool_queues.items())
         )
     if worker_queue:
-        env[WORKER_QUEUE_VARIABLE] = worker_queue
+        env[contracts.WORKER_QUEUE_VARIABLE] = worker_queue
     if component in SERVER_PORTS:
-        env["OPENMWAA_API_SERVER_PORT"] = str(SERVER_PORTS[component])
+        env[contracts.API_SERVER_PORT_VARIABLE] = str(SERVER_PORTS[component])
     if component == contracts.WORKER:
-        env[TASK_PROTECTION_VARIABLE] = "on" if settings.task_protection else "off"
+        env[contracts.TASK_PROTECTION_VARIABLE] = "on" if settings.task_protection else "off"
     if not is_airflow_2(settings.airflow_version):
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
             f"http://{settings.execution_api_host}:{contracts.EXECUTION_API_PORT}/execution/"

@@ -21,6 +21,7 @@ from .nag_reasons import (
     REQUIREMENTS_BUILD_ENVIRONMENT,
     REQUIREMENTS_BUILD_TASK_ROLE,
 )
+from .runtime import contracts
 from .runtime.contracts import BUILD_REQUIREMENTS
 from .runtime_bundle import RUNTIME_ENTRY_POINT
 from .task_definitions import (
@@ -44,9 +45,9 @@ def build_environment(
     ``OPENMWAA_PYTHON_VERSION`` are inputs of the build key: the Airflow containers and the
     DAG sync function get the same values (:meth:`RequirementsBuilder.key_inputs`)."""
     return {
-        "OPENMWAA_COMPONENT": BUILD_REQUIREMENTS,
-        "OPENMWAA_ENVIRONMENT_NAME": environment_name,
-        "OPENMWAA_SYNC_ROOT": SYNC_ROOT,
+        contracts.COMPONENT_VARIABLE: BUILD_REQUIREMENTS,
+        contracts.ENVIRONMENT_NAME_VARIABLE: environment_name,
+        contracts.SYNC_ROOT_VARIABLE: SYNC_ROOT,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
         **key_inputs(airflow_version=airflow_version, python_version=python_version),
@@ -56,8 +57,8 @@ def build_environment(
 def key_inputs(*, airflow_version: str, python_version: str) -> dict[str, str]:
     """The build key's inputs besides requirements.txt (see ``requirements_key`` in the runtime)."""
     return {
-        "OPENMWAA_AIRFLOW_VERSION": airflow_version,
-        "OPENMWAA_PYTHON_VERSION": python_version,
+        contracts.AIRFLOW_VERSION_VARIABLE: airflow_version,
+        contracts.PYTHON_VERSION_VARIABLE: python_version,
     }
 
 

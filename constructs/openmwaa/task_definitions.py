@@ -194,8 +194,10 @@ class TaskDefinitionFactory:
             self.log_groups.settings("task").level if component is WORKER else log_settings.level
         )
         secrets = {
-            "OPENMWAA_DB_SECRET": ecs.Secret.from_secrets_manager(self.database_secret),
-            "OPENMWAA_FERNET_SEED": ecs.Secret.from_secrets_manager(self.secrets.fernet_seed),
+            contracts.DB_SECRET_VARIABLE: ecs.Secret.from_secrets_manager(self.database_secret),
+            contracts.FERNET_SEED_VARIABLE: ecs.Secret.from_secrets_manager(
+                self.secrets.fernet_seed
+            ),
             "AIRFLOW__API_AUTH__JWT_SECRET": ecs.Secret.from_secrets_manager(
                 self.secrets.jwt_secret
             ),
@@ -204,7 +206,9 @@ class TaskDefinitionFactory:
             ),
         }
         if component is API_SERVER:
-            secrets["OPENMWAA_ADMIN_SECRET"] = ecs.Secret.from_secrets_manager(self.secrets.admin)
+            secrets[contracts.ADMIN_SECRET_VARIABLE] = ecs.Secret.from_secrets_manager(
+                self.secrets.admin
+            )
         container = task.add_container(
             component.construct_id,
             container_name=component.name,

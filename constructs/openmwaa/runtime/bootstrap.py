@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import NoReturn
 
-from . import config
+from . import config, contracts
 from .config import ConfigError
 from .contracts import (
     API_SERVER,
@@ -102,7 +102,7 @@ def prepare(
     env: Mapping[str, str], settings: Settings, python: str
 ) -> tuple[list[str], dict[str, str]]:
     """Run steps 1-6; return the component's command and environment."""
-    admin_secret = env.get("OPENMWAA_ADMIN_SECRET", "")
+    admin_secret = env.get(contracts.ADMIN_SECRET_VARIABLE, "")
     admin = None
     if settings.component == API_SERVER and admin_secret:
         admin = config.parse_admin_secret(admin_secret)
@@ -133,7 +133,7 @@ def prepare(
         settings.component,
         settings.major,
         settings.api_port,
-        env.get(config.WORKER_QUEUE_VARIABLE, ""),
+        env.get(contracts.WORKER_QUEUE_VARIABLE, ""),
     )
     return command, airflow_env
 
@@ -149,7 +149,7 @@ def start(
     """Prepare and run the component. Returns the exit code (the worker), or never returns
     (other components, which replace this process)."""
     settings = read_settings(env, installed_airflow)
-    declared = env.get("OPENMWAA_AIRFLOW_VERSION")
+    declared = env.get(contracts.AIRFLOW_VERSION_VARIABLE)
     if declared and declared != settings.airflow_version:
         LOG.warning(
             "OPENMWAA_AIRFLOW_VERSION is %s but Airflow %s is installed: running %s",
@@ -157,7 +157,7 @@ def start(
             settings.airflow_version,
             settings.airflow_version,
         )
-    declared_python = env.get("OPENMWAA_PYTHON_VERSION")
+    declared_python = env.get(contracts.PYTHON_VERSION_VARIABLE)
     if declared_python and declared_python != settings.python_version:
         LOG.warning(
             "OPENMWAA_PYTHON_VERSION is %s but this is Python %s",
@@ -167,7 +167,7 @@ def start(
     LOG.info(
         "openmwaa runtime: %s of environment %r, Airflow %s, Python %s",
         settings.component,
-        env.get("OPENMWAA_ENVIRONMENT_NAME", ""),
+        env.get(contracts.ENVIRONMENT_NAME_VARIABLE, ""),
         settings.airflow_version,
         platform.python_version(),
     )

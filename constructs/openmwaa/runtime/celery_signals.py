@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from . import config, task_protection
+from . import config, contracts, task_protection
 
 LOG = logging.getLogger("openmwaa.celery")
 
@@ -57,7 +57,7 @@ def load(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
             task_received.connect(on_task_received, weak=False)
         _config = dict(DEFAULT_CELERY_CONFIG)
         if not enabled:
-            state = f"off ({config.TASK_PROTECTION_VARIABLE}=off)"
+            state = f"off ({contracts.TASK_PROTECTION_VARIABLE}=off)"
         else:
             state = "on" if agent_uri else "off (ECS_AGENT_URI is not set)"
         LOG.info("openmwaa Celery config loaded: scale-in protection on task receipt %s", state)

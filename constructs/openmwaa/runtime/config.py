@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from . import contracts
 from .contracts import API_SERVER, DAG_PROCESSOR, EXECUTION_API, SCHEDULER, TRIGGERER, WORKER
 
 # Kept importable from here for the construct, which is moving to .contracts.
@@ -79,12 +80,11 @@ addresses in ``FORWARDED_ALLOW_IPS`` (its default is 127.0.0.1). The ALB's addre
 known in advance; only the ALB and the environment's own security group reach port 8080, so
 trusting every forwarder is safe (docs/runtime.md)."""
 
-TASK_PROTECTION_VARIABLE = "OPENMWAA_TASK_PROTECTION"
-"""``off`` turns the worker's ECS task scale-in protection off (mw1.micro: one task, no
-autoscaler, no ecs:UpdateTaskProtection permission); unset or ``on``: on when ECS gives the
-agent's URI."""
-
-RAW_SECRET_VARIABLES = ("OPENMWAA_DB_SECRET", "OPENMWAA_FERNET_SEED", "OPENMWAA_ADMIN_SECRET")
+RAW_SECRET_VARIABLES = (
+    contracts.DB_SECRET_VARIABLE,
+    contracts.FERNET_SEED_VARIABLE,
+    contracts.ADMIN_SECRET_VARIABLE,
+)
 """ECS secrets the bootstrap consumes; removed from the environment Airflow and DAGs see."""
 
 _ENV_NAME = re.compile(r"^AIRFLOW__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
@@ -191,19 +191,13 @@ def fernet_key(seed: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()).decode()
 
 
-POOL_QUEUES_VARIABLE = "OPENMWAA_CELERY_POOL_QUEUES"
-"""The worker pools' queues, ``name=url`` pairs separated by commas (every container)."""
-WORKER_QUEUE_VARIABLE = "OPENMWAA_CELERY_WORKER_QUEUE"
-"""The Celery queue a worker pool's workers consume (unset: the environment's queue)."""
-
-
 def parse_pool_queues(raw: str) -> dict[str, str]:
     """``name=url,name=url`` -> ``{name: url}``; empty for an empty value."""
     queues: dict[str, str] = {}
     for pair in filter(None, (p.strip() for p in raw.split(","))):
         name, sep, url = pair.partition("=")
         if not sep or not name or not url.startswith(("https://", "http://")):
-            raise ConfigError(f"{POOL_QUEUES_VARIABLE}: {pair!r} is not name=<queue URL>")
+            raise ConfigError(f"{contracts.POOL_QUEUES_VARIABLE}: {pair!r} is not name=<queue URL>")
         queues[name] = url
     return queues
 
@@ -252,15 +246,17 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 def derived_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
     """Protected ``AIRFLOW__*`` variables computed from the secrets and the queue variables."""
-    db = parse_db_secret(_required(env, "OPENMWAA_DB_SECRET"), env.get("OPENMWAA_DB_NAME"))
-    queue_url = _required(env, "OPENMWAA_CELERY_QUEUE_URL")
-    queue_name = _required(env, "OPENMWAA_CELERY_QUEUE_NAME")
+    db = parse_db_secret(
+        _required(env, contracts.DB_SECRET_VARIABLE), env.get(contracts.DB_NAME_VARIABLE)
+    )
+    queue_url = _required(env, contracts.QUEUE_URL_VARIABLE)
+    queue_name = _required(env, contracts.QUEUE_NAME_VARIABLE)
     settings = {
         "database.sql_alchemy_conn": sql_alchemy_conn(db),
         "celery.result_backend": celery_result_backend(db),
-        "core.fernet_key": fernet_key(_required(env, "OPENMWAA_FERNET_SEED")),
+        "core.fernet_key": fernet_key(_required(env, contracts.FERNET_SEED_VARIABLE)),
         "celery_broker_transport_options.predefined_queues": predefined_queues(
-            queue_name, queue_url, parse_pool_queues(env.get(POOL_QUEUES_VARIABLE, ""))
+            queue_name, queue_url, parse_pool_queues(env.get(contracts.POOL_QUEUES_VARIABLE, ""))
         ),
         "celery_broker_transport_options.is_secure": str(queue_url.startswith("https://")),
         "operators.default_queue": queue_name,
@@ -279,14 +275,14 @@ def default_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
     """openmwaa's defaults for the options the environment does not set."""
     defaults = OPINIONATED_DEFAULTS if major >= 3 else OPINIONATED_DEFAULTS_AIRFLOW2
     names = {env_name(k): v for k, v in defaults.items()}
-    if major >= 3 and env.get("OPENMWAA_COMPONENT") == API_SERVER:
+    if major >= 3 and env.get(contracts.COMPONENT_VARIABLE) == API_SERVER:
         names.update(API_SERVER_DEFAULTS)
     return {k: v for k, v in names.items() if k not in env}
 
 
 def task_protection_enabled(env: Mapping[str, str]) -> bool:
     """False when ``OPENMWAA_TASK_PROTECTION`` says ``off`` (or ``false``, ``0``, ``no``)."""
-    value = env.get(TASK_PROTECTION_VARIABLE, "on").strip().lower()
+    value = env.get(contracts.TASK_PROTECTION_VARIABLE, "on").strip().lower()
     return value not in ("off", "false", "0", "no")
 
 

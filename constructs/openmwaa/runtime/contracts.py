@@ -21,6 +21,30 @@ WORKER = "worker"
 COMPONENTS = (SCHEDULER, DAG_PROCESSOR, TRIGGERER, API_SERVER, EXECUTION_API, WORKER)
 """Every component, in start order."""
 
+# The Airflow containers' environment: the construct writes these variables (plain, or as ECS
+# secrets for DB_SECRET, FERNET_SEED and ADMIN_SECRET), the runtime reads them.
+COMPONENT_VARIABLE = "OPENMWAA_COMPONENT"
+ENVIRONMENT_NAME_VARIABLE = "OPENMWAA_ENVIRONMENT_NAME"
+SYNC_ROOT_VARIABLE = "OPENMWAA_SYNC_ROOT"
+AIRFLOW_VERSION_VARIABLE = "OPENMWAA_AIRFLOW_VERSION"
+PYTHON_VERSION_VARIABLE = "OPENMWAA_PYTHON_VERSION"
+CONSTRAINTS_URL_VARIABLE = "OPENMWAA_CONSTRAINTS_URL"
+API_SERVER_PORT_VARIABLE = "OPENMWAA_API_SERVER_PORT"
+DB_NAME_VARIABLE = "OPENMWAA_DB_NAME"
+DB_SECRET_VARIABLE = "OPENMWAA_DB_SECRET"
+FERNET_SEED_VARIABLE = "OPENMWAA_FERNET_SEED"
+ADMIN_SECRET_VARIABLE = "OPENMWAA_ADMIN_SECRET"
+QUEUE_URL_VARIABLE = "OPENMWAA_CELERY_QUEUE_URL"
+QUEUE_NAME_VARIABLE = "OPENMWAA_CELERY_QUEUE_NAME"
+POOL_QUEUES_VARIABLE = "OPENMWAA_CELERY_POOL_QUEUES"
+"""The worker pools' queues, ``name=url`` pairs separated by commas (every container)."""
+WORKER_QUEUE_VARIABLE = "OPENMWAA_CELERY_WORKER_QUEUE"
+"""The Celery queue a worker pool's workers consume (unset: the environment's queue)."""
+TASK_PROTECTION_VARIABLE = "OPENMWAA_TASK_PROTECTION"
+"""``off`` turns the worker's ECS task scale-in protection off (mw1.micro: one task, no
+autoscaler, no ecs:UpdateTaskProtection permission); unset or ``on``: on when ECS gives the
+agent's URI."""
+
 # Ports.
 API_SERVER_PORT = 8080
 """The port of the UI and REST API server; the load balancer's target."""
@@ -43,9 +67,9 @@ REQUIREMENTS_BUILDS_DIR = ".openmwaa/requirements"
 REQUIREMENTS_BUILD_MARKER = "openmwaa-build.json"
 """The complete marker inside a build's folder."""
 REQUIREMENTS_KEY_VARIABLES = (
-    "OPENMWAA_AIRFLOW_VERSION",
-    "OPENMWAA_PYTHON_VERSION",
-    "OPENMWAA_CONSTRAINTS_URL",
+    AIRFLOW_VERSION_VARIABLE,
+    PYTHON_VERSION_VARIABLE,
+    CONSTRAINTS_URL_VARIABLE,
 )
 """The build key's inputs besides requirements.txt, read from the environment."""
 

@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from . import config
+from . import config, contracts
 from .config import ConfigError
 from .contracts import (
     API_SERVER,
@@ -62,19 +62,19 @@ class Settings:
 def read_settings(env: Mapping[str, str], installed_airflow: str | None) -> Settings:
     """Read and check the ``OPENMWAA_*`` variables. The installed Airflow wins over
     ``OPENMWAA_AIRFLOW_VERSION`` (a custom image may differ)."""
-    component = env.get("OPENMWAA_COMPONENT", "")
+    component = env.get(contracts.COMPONENT_VARIABLE, "")
     if component not in (*COMPONENTS, BUILD_COMPONENT):
         raise ConfigError(
             f"OPENMWAA_COMPONENT must be one of {', '.join(COMPONENTS)}"
             f" or {BUILD_COMPONENT}: {component!r}"
         )
-    version = installed_airflow or env.get("OPENMWAA_AIRFLOW_VERSION", "")
+    version = installed_airflow or env.get(contracts.AIRFLOW_VERSION_VARIABLE, "")
     if not version:
         raise ConfigError("OPENMWAA_AIRFLOW_VERSION is not set and Airflow is not installed")
-    sync_root = env.get("OPENMWAA_SYNC_ROOT", "")
+    sync_root = env.get(contracts.SYNC_ROOT_VARIABLE, "")
     if not sync_root:
         raise ConfigError("OPENMWAA_SYNC_ROOT is not set")
-    api_port = env.get("OPENMWAA_API_SERVER_PORT", str(API_SERVER_PORT))
+    api_port = env.get(contracts.API_SERVER_PORT_VARIABLE, str(API_SERVER_PORT))
     if not api_port.isdigit():
         raise ConfigError(f"OPENMWAA_API_SERVER_PORT is not a port number: {api_port!r}")
     python_version = ".".join(platform.python_version_tuple()[:2])
@@ -113,7 +113,7 @@ def constraint_sources(
     or path: that file. Unset: the image's own constraints file, then Airflow's published
     constraints. Always last: constraints pinning what is installed.
     """
-    url = env.get("OPENMWAA_CONSTRAINTS_URL")
+    url = env.get(contracts.CONSTRAINTS_URL_VARIABLE)
     if url is not None and url.strip().lower() in ("", "none"):
         return []
     if url:

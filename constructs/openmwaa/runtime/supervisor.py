@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from . import config, task_protection
+from . import contracts, task_protection
 
 LOG = logging.getLogger("openmwaa.bootstrap")
 
@@ -114,7 +114,7 @@ def supervise(
         if not protection:
             LOG.info(
                 "task scale-in protection is off (%s=off): no autoscaler stops this task",
-                config.TASK_PROTECTION_VARIABLE,
+                contracts.TASK_PROTECTION_VARIABLE,
             )
         elif monitor is not None:
             agent_uri = env.get("ECS_AGENT_URI")
