@@ -77,3 +77,25 @@ def test_wheel_installs_and_synthesizes_outside_the_repository(tmp_path: Path) -
         if "S3Key" in code:
             asset = app_dir / "cdk.out" / f"asset.{code['S3Key'].removesuffix('.zip')}"
             assert asset.is_dir(), f"missing Lambda asset {asset.name}"
+    # The console script is installed and starts without the CDK (no jsii, no Node.js).
+    help_text = subprocess.run(
+        [str(venv / "bin" / "openmwaa"), "--help"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    for command in ("from-mwaa", "dag-check", "import-metadata"):
+        assert command in help_text
+    loaded = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sys, openmwaa.cli.main; print('aws_cdk' in sys.modules)",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert loaded == "False"
