@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "constructs"), str(ROOT)]
 
 from openmwaa.runtime_bundle import build_bundle, runtime_sources  # noqa: E402
-from tools.airflow_venv import airflow_venv  # noqa: E402
+from tools.airflow_venv import airflow_venv, constraints_file  # noqa: E402
 
 TYPICAL_5 = ["pandas", "openpyxl", "paramiko", "pymysql", "slack-sdk"]
 TYPICAL_20 = [
@@ -95,7 +95,7 @@ def base_env(tmp: Path, sync: Path, bin_dir: Path, out: Path) -> dict[str, str]:
         "OPENMWAA_AIRFLOW_VERSION": "3.3.2",
         "OPENMWAA_PYTHON_VERSION": "3.12",
         "OPENMWAA_SYNC_ROOT": str(sync),
-        "OPENMWAA_CONSTRAINTS_URL": str(ROOT / "tests" / "e2e" / "airflow-constraints.txt"),
+        "OPENMWAA_CONSTRAINTS_URL": str(constraints_file()),
         "OPENMWAA_DB_SECRET": json.dumps({**secret, "dbname": "airflow"}),
         "OPENMWAA_FERNET_SEED": "x" * 40,
         "OPENMWAA_CELERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",

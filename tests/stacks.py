@@ -31,6 +31,15 @@ def environment_stack(
     return stack, AirflowEnvironment(stack, "Airflow", **props)
 
 
+def deployable_stack(app: cdk.App | None = None, **props: Any) -> cdk.Stack:
+    """app.py's stack shape (id OpenMwaa, environment Airflow, no fixed account or region, so
+    the end-to-end test can resolve it) with other props: a variant the e2e can boot."""
+    app = app or project_app()
+    stack = cdk.Stack(app, "OpenMwaa")
+    AirflowEnvironment(stack, "Airflow", **props)
+    return stack
+
+
 def shared_vpc(stack: cdk.Stack) -> ec2.IVpc:
     """A VPC imported by attributes, as a shared VPC is."""
     return ec2.Vpc.from_vpc_attributes(

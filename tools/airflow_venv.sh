@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# Build (once) the cached Apache Airflow venv the end-to-end test runs Airflow from, and print
-# its path on the last line of stdout.
+# Build (once) the cached venv of one Apache Airflow version the end-to-end test runs Airflow
+# from, and print its path on the last line of stdout.
 #
-#   tools/airflow_venv.sh [CACHE_DIR]      (default: <repo>/.e2e-cache, gitignored)
+#   tools/airflow_venv.sh VERSION [CACHE_DIR]      (default: <repo>/.e2e-cache, gitignored)
 #
+# VERSION names a folder tests/e2e/airflow/VERSION/ with requirements.txt and constraints.txt.
 # Airflow lives apart from the project's .venv: its pins conflict with ours. The venv's
-# directory name carries a hash of tests/e2e/airflow-requirements.txt,
-# tests/e2e/airflow-constraints.txt and the Python version, so a changed pin builds a new venv
-# and an unchanged one is reused. A venv counts only once its .complete marker is written
-# (an interrupted build is redone), and builds hold a lock, so concurrent runs wait for one.
-# Older airflow-venv-* directories are removed.
+# directory name carries the version and a hash of those two files and the Python version, so a
+# changed pin builds a new venv and an unchanged one is reused. A venv counts only once its
+# .complete marker is written (an interrupted build is redone), and builds hold a lock, so
+# concurrent runs wait for one. airflow-venv-* directories that no version folder names any
+# more are removed.
 #
 # Python: $OPENMWAA_E2E_PYTHON, else Python 3.12 (the stock image's), else python3.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="${1:-${repo}/.e2e-cache}"
-requirements="${repo}/tests/e2e/airflow-requirements.txt"
-constraints="${repo}/tests/e2e/airflow-constraints.txt"
+version="${1:?usage: tools/airflow_venv.sh VERSION [CACHE_DIR]}"
+cache="${2:-${repo}/.e2e-cache}"
+pins="${repo}/tests/e2e/airflow"
+if [[ ! -f "${pins}/${version}/requirements.txt" || ! -f "${pins}/${version}/constraints.txt" ]]; then
+    echo "no pinned Airflow ${version}: ${pins}/${version}/{requirements,constraints}.txt" >&2
+    exit 2
+fi
 
 find_python() {
     if [[ -n "${OPENMWAA_E2E_PYTHON:-}" ]]; then
@@ -36,8 +41,11 @@ find_python() {
 
 python="$(find_python)"
 python_version="$("${python}" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-key="$(cat "${requirements}" "${constraints}" <(echo "${python_version}") | sha256sum | cut -c1-12)"
-venv="${cache}/airflow-venv-${key}"
+venv_key() {
+    cat "${pins}/$1/requirements.txt" "${pins}/$1/constraints.txt" <(echo "${python_version}") |
+        sha256sum | cut -c1-12
+}
+venv="${cache}/airflow-venv-${version}-$(venv_key "${version}")"
 
 mkdir -p "${cache}"
 exec 9>"${cache}/.airflow-venv.lock"
@@ -48,11 +56,16 @@ if [[ ! -f "${venv}/.complete" ]]; then
     rm -rf "${venv}"
     "${python}" -m venv "${venv}"
     "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        -r "${requirements}" -c "${constraints}" 2> >(grep -v '^WARNING: Location' >&2 || true)
+        -r "${pins}/${version}/requirements.txt" -c "${pins}/${version}/constraints.txt" 2> >(grep -v '^WARNING: Location' >&2 || true)
     "${venv}/bin/python" -m pip check >&2
     touch "${venv}/.complete"
+    current=()
+    for folder in "${pins}"/*/; do
+        pinned="$(basename "${folder}")"
+        current+=("${cache}/airflow-venv-${pinned}-$(venv_key "${pinned}")")
+    done
     for old in "${cache}"/airflow-venv-*; do
-        if [[ "${old}" != "${venv}" && -d "${old}" ]]; then
+        if [[ -d "${old}" && ! " ${current[*]} " =~ " ${old} " ]]; then
             rm -rf "${old}"
         fi
     done

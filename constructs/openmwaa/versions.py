@@ -5,7 +5,10 @@ from __future__ import annotations
 DEFAULT_AIRFLOW_VERSION = "3.3.2"
 """The version the bundled app and the end-to-end test run."""
 
-SUPPORTED_AIRFLOW_VERSIONS: tuple[str, ...] = ("2.11.2", "3.1.8", "3.2.2", "3.3.1", "3.3.2")
+SUPPORTED_AIRFLOW_VERSIONS: tuple[str, ...] = ("2.11.2", "3.2.2", "3.3.2")
+"""Exactly the versions the end-to-end test boots (tests/e2e/version_matrix.py; a unit test
+keeps the two equal): 3.3.2 on mw1.small and mw1.micro, 2.11.2 on mw1.small, 3.2.2 upgraded
+in place to 3.3.2. A version no test starts is not offered."""
 
 DEFAULT_PYTHON_VERSION = "3.12"
 

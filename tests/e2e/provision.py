@@ -109,9 +109,15 @@ class Provisioned:
     database_secret_arn: str
 
 
-def provision(template: Mapping[str, Any], session: Any, postgres: LocalPostgres) -> Provisioned:
+def provision(
+    template: Mapping[str, Any], session: Any, postgres: LocalPostgres, database_prefix: str = ""
+) -> Provisioned:
     """Create the template's queues, secrets, log groups and buckets on moto (``session`` is
-    a boto3 session whose clients reach moto)."""
+    a boto3 session whose clients reach moto).
+
+    ``database_prefix`` lets several environments share one PostgreSQL server: the database
+    login and database get it in front of their names (the secret carries the database name,
+    as Aurora's does when it knows it)."""
     rng = random.Random(20251124)
     resolver = Resolver(
         pseudo={
@@ -206,8 +212,11 @@ def provision(template: Mapping[str, Any], session: Any, postgres: LocalPostgres
         if logical_id in database_secrets:
             cluster_id = database_secrets[logical_id]
             data = json.loads(value)
-            dbname = clusters[cluster_id].get("DatabaseName", "postgres")
+            dbname = database_prefix + clusters[cluster_id].get("DatabaseName", "postgres")
+            data["username"] = database_prefix + data["username"]
             postgres.create_login(data["username"], data["password"], dbname)
+            if database_prefix:
+                data["dbname"] = dbname
             data.update(
                 {
                     "engine": "postgres",
