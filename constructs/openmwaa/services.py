@@ -75,7 +75,12 @@ class AirflowServices(Construct):
     version) and a short-lived init container that writes the openmwaa runtime into a task
     volume; the Airflow containers run it, and it execs the component. Deployments roll with
     a circuit breaker that rolls back; workers get 120 s to finish on stop (Celery warm
-    shutdown).
+    shutdown). Each service starts its new tasks before it stops the old ones, except
+    mw1.micro's single task, which stops first (minimum healthy 0 %, maximum 100 %): its new
+    api-server becomes healthy only after the new scheduler migrated the database, and the new
+    scheduler migrates only once the old components stopped (the runtime's upgrade gate), so
+    the two tasks must not overlap. A mw1.micro deploy is unavailable for the task's start-up,
+    a few minutes.
     """
 
     def __init__(
@@ -157,7 +162,9 @@ class AirflowServices(Construct):
             task = self._tasks.task_definition(self, "AllInOne", spec.worker, contracts.SCHEDULER)
             for component in self.components:
                 self._tasks.airflow_container(task, component)
-            service = self._service("AllInOne", task, desired_count=1, api_server=True)
+            service = self._service(
+                "AllInOne", task, desired_count=1, api_server=True, stop_first=True
+            )
             for component in self.components:
                 self.services[component.name] = service
                 self.task_definitions[component.name] = task
@@ -255,6 +262,7 @@ class AirflowServices(Construct):
         api_server: bool = False,
         execution_api: bool = False,
         spot: bool = False,
+        stop_first: bool = False,
     ) -> ecs.FargateService:
         service = ecs.FargateService(
             self,
@@ -267,8 +275,8 @@ class AirflowServices(Construct):
             assign_public_ip=False,
             platform_version=ecs.FargatePlatformVersion.LATEST,
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=100,
-            max_healthy_percent=200,
+            min_healthy_percent=0 if stop_first else 100,
+            max_healthy_percent=100 if stop_first else 200,
             enable_execute_command=self._enable_execute_command,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             health_check_grace_period=(

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from openmwaa.runtime import config as runtime_config
-
 from .cfn import TaskSpec, resources_of_type, task_specs
 from .localenv import LocalPostgres, MotoServer, Process, free_port, start_process
 from .principals import ADMIN, Credentials, create_principals, enforce, read_decisions
@@ -106,6 +104,7 @@ class AirflowUnderTest:
         return read_decisions(self.decisions_path)
 
     def diagnostics(self, lines: int = 40) -> str:
+        """Every component's state and the tail of its log, for a failure message."""
         parts = [f"template: {self.source}; work dir: {self.work_dir}"]
         for name, process in self.processes.items():
             state = process.popen.poll()
@@ -116,6 +115,7 @@ class AirflowUnderTest:
         return "\n".join(parts)
 
     def assert_running(self, *components: str) -> None:
+        """Fail with diagnostics if one of ``components`` (default: all) has exited."""
         for name in components or tuple(self.processes):
             if self.processes[name].popen.poll() is not None:
                 raise AssertionError(f"{name} exited\n{self.diagnostics()}")
@@ -162,13 +162,15 @@ class AirflowUnderTest:
         return json.loads(raw) if raw else None
 
     def cli(self, *args: str, component: str = "scheduler", timeout: float = 180) -> str:
-        """Run the Airflow CLI as an ECS Exec shell in ``component``'s container would, with the
-        settings the runtime derives for Airflow (its own function); returns stdout."""
-        env = runtime_config.airflow_environment(self.launches[component].env, self.major)
+        """Run the Airflow CLI as docs/migration.md tells users to in an ECS Exec shell of
+        ``component``'s container: ``python /opt/openmwaa/runtime.pyz airflow ARGS``, with the
+        container's environment; returns stdout."""
+        launch = self.launches[component]
+        runtime = next(arg for arg in launch.argv if arg.endswith("runtime.pyz"))
         out = subprocess.run(
-            [str(self.paths.airflow_venv / "bin" / "airflow"), *args],
-            env=env,
-            cwd=str(self.launches[component].cwd),
+            [str(self.paths.airflow_venv / "bin" / "python"), runtime, "airflow", *args],
+            env=launch.env,
+            cwd=str(launch.cwd),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -179,6 +181,7 @@ class AirflowUnderTest:
         return out.stdout
 
     def token(self) -> str:
+        """The admin user's API token (Airflow 3), fetched once."""
         if not self._token:
             body = {"username": self.admin_username, "password": self.admin_password}
             self._token = self.request("POST", "/auth/token", body, auth=False)["access_token"]
@@ -260,6 +263,8 @@ def function_role(template: dict[str, Any], handler: str) -> str:
 
 
 def roles_to_run_as(template: dict[str, Any], tasks: list[TaskSpec]) -> set[str]:
+    """The logical IDs of the roles the test gives an IAM user: each task's task and execution
+    role, and the Lambdas' roles."""
     roles = set()
     for task in tasks:
         if task.task_role is None or task.execution_role is None:

@@ -19,11 +19,31 @@ from typing import Any, NoReturn
 
 import pytest
 
-from openmwaa.runtime import bootstrap, config, startup_steps, supervisor, task_protection
+from openmwaa.runtime import (
+    bootstrap,
+    config,
+    startup_steps,
+    supervisor,
+    task_protection,
+    upgrade_gate,
+)
 from openmwaa.runtime.config import ConfigError
 from openmwaa.runtime.startup_steps import FatalError, Settings
 
 from .test_bootstrap_config import contract_env
+from .test_upgrade_gate import (
+    CHECK_OUTPUT,
+    KNOWN,
+    NEW_HEAD,
+    NEWER_HEAD,
+    OLD_HEAD,
+    OLD_SCHEDULER,
+    OLD_TRIGGERER,
+    UNDEFINED_TABLE,
+    FakeClock,
+    FakeDatabase,
+    FakePgError,
+)
 
 FAKE_AIRFLOW = """#!/bin/bash
 echo "airflow $*" >> "$FAKE_CALLS"
@@ -33,6 +53,9 @@ case "$1 $2" in
                   else touch "$FAKE_CALLS.user"; echo created; fi ;;
   "users reset-password") read -r p1; read -r p2; echo "stdin $p1 $p2" >> "$FAKE_CALLS" ;;
   "db migrate") exit "${FAKE_MIGRATE_EXIT:-0}" ;;
+  "db check-migrations") n=$(grep -c check-migrations "$FAKE_CALLS")
+                         codes=(${FAKE_CHECK_EXITS:-0}); code=${codes[$((n - 1))]:-${codes[-1]}}
+                         printf '%s' "${FAKE_CHECK_OUTPUT:-}"; exit "$code" ;;
   "celery worker") trap 'echo "worker got TERM" >> "$FAKE_CALLS"; exit 0' TERM
                    echo "worker STARTUP_SH_MARK=${STARTUP_SH_MARK:-}" >> "$FAKE_CALLS"
                    echo "worker CELERY_CONFIG=$AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS" \
@@ -87,7 +110,28 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     )
     monkeypatch.setattr(startup_steps, "ADMIN_USER_ATTEMPTS", 2)
     monkeypatch.setattr(startup_steps.time, "sleep", lambda _s: None)
-    yield {"env": env, "sync": sync, "calls": calls, "python": python, "tmp": tmp_path}
+    # the metadata database the scheduler's upgrade gate reads: none alive, at the old head
+    database = FakeDatabase([([(OLD_HEAD,)], [])])
+    database.probe = lambda: f"{len(calls.read_text().splitlines())} airflow calls"
+    connected: list[dict[str, str]] = []
+
+    def connector(airflow_env: dict[str, str]) -> Any:
+        connected.append(airflow_env)
+        return database.connect
+
+    monkeypatch.setattr(upgrade_gate, "connector", connector)
+    # the gate's clock: its polls pass at once, and a wait that never ends times out at once
+    monkeypatch.setattr(upgrade_gate, "time", FakeClock())
+    monkeypatch.setattr(upgrade_gate, "airflow_revisions", lambda: KNOWN)
+    yield {
+        "env": env,
+        "sync": sync,
+        "calls": calls,
+        "python": python,
+        "tmp": tmp_path,
+        "db": database,
+        "connected": connected,
+    }
 
 
 def calls(sandbox: dict[str, Any]) -> list[str]:
@@ -105,15 +149,144 @@ def start(sandbox: dict[str, Any], component: str, **env: str) -> ExecCalledErro
     return exec_info.value
 
 
-def test_scheduler_migrates_then_execs_the_scheduler(sandbox: dict[str, Any]) -> None:
-    result = start(sandbox, "scheduler")
+CHECK_AT_ONCE = "airflow db check-migrations --migration-wait-timeout 1"
+MIGRATION_NEEDED = {"FAKE_CHECK_EXITS": "1", "FAKE_CHECK_OUTPUT": CHECK_OUTPUT}
+"""`airflow db check-migrations` fails every time: the database is behind."""
+MIGRATED_BY_ANOTHER = {"FAKE_CHECK_EXITS": "1 0", "FAKE_CHECK_OUTPUT": CHECK_OUTPUT}
+"""It fails at first, and passes once this scheduler holds the migration lock."""
 
-    assert calls(sandbox) == ["airflow db migrate"]
+
+def test_scheduler_at_the_migration_head_migrates_nothing(
+    sandbox: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="openmwaa.bootstrap"):
+        result = start(sandbox, "scheduler")
+
+    assert calls(sandbox) == [CHECK_AT_ONCE]
+    assert sandbox["connected"] == []
+    assert (
+        "metadata database already at this Airflow's migration head; nothing to migrate"
+        in caplog.text
+    )
     assert result.args_ == ["airflow", "scheduler"]
     assert result.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert "OPENMWAA_DB_SECRET" not in result.env
     # only the worker's Celery loads the runtime's config module; the executor keeps Airflow's
     assert "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS" not in result.env
+
+
+def test_scheduler_migrates_once_older_components_stopped(
+    sandbox: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox["db"].rounds = [
+        ([(OLD_HEAD,)], [OLD_SCHEDULER, OLD_TRIGGERER]),
+        ([(OLD_HEAD,)], [OLD_TRIGGERER]),
+        ([(OLD_HEAD,)], []),
+    ]
+
+    with caplog.at_level(logging.INFO, logger="openmwaa.bootstrap"):
+        result = start(sandbox, "scheduler", **MIGRATION_NEEDED)
+
+    assert calls(sandbox) == [CHECK_AT_ONCE, CHECK_AT_ONCE, "airflow db migrate"]
+    # the lock is held from before the second check until the migration ended
+    assert sandbox["db"].events == [
+        "locked after 1 airflow calls",
+        "released after 3 airflow calls",
+    ]
+    waits = [r.getMessage() for r in caplog.records if "waiting for older" in r.getMessage()]
+    assert len(waits) == 2
+    assert "SchedulerJob on ip-10-0-1-5.ec2.internal" in waits[0]
+    assert "TriggererJob on ip-10-0-2-7.ec2.internal" in waits[1]
+    assert "SchedulerJob" not in waits[1]
+    assert "no older Airflow component is alive: taking the schedulers' migration lock" in (
+        caplog.text
+    )
+    assert "metadata database migrated" in caplog.text
+    conn = sandbox["connected"][0]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert conn.startswith("postgresql+psycopg2://")
+    assert result.args_ == ["airflow", "scheduler"]
+
+
+def test_scheduler_migrates_a_new_database_at_once(sandbox: dict[str, Any]) -> None:
+    sandbox["db"].rounds = [(UNDEFINED_TABLE, UNDEFINED_TABLE)]
+    output = "TimeoutError: ... MigrationHead(s) in DB: set() | Migration Head(s) in Source"
+    output += f" Code: {{'{NEW_HEAD}'}}"
+
+    start(sandbox, "scheduler", FAKE_CHECK_EXITS="1", FAKE_CHECK_OUTPUT=output)
+
+    assert calls(sandbox) == [CHECK_AT_ONCE, CHECK_AT_ONCE, "airflow db migrate"]
+    assert len(sandbox["db"].connections) == 2  # one look, one lock
+
+
+def test_scheduler_that_waited_beside_the_migrating_one_migrates_nothing(
+    sandbox: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # both saw the old components stop; the other one took the lock first and migrated
+    sandbox["db"].rounds = [([(OLD_HEAD,)], [OLD_SCHEDULER]), ([(OLD_HEAD,)], [])]
+
+    with caplog.at_level(logging.INFO, logger="openmwaa.bootstrap"):
+        start(sandbox, "scheduler", **MIGRATED_BY_ANOTHER)
+
+    assert calls(sandbox) == [CHECK_AT_ONCE, CHECK_AT_ONCE]
+    assert "nothing to migrate" in caplog.text
+    assert "metadata database migrated" not in caplog.text
+    assert sandbox["db"].events == [
+        "locked after 1 airflow calls",
+        "released after 2 airflow calls",
+    ]
+
+
+def test_scheduler_stops_waiting_once_another_migrated(sandbox: dict[str, Any]) -> None:
+    # the other scheduler migrated and runs: its job is alive, but it is not an older one
+    sandbox["db"].rounds = [
+        ([(OLD_HEAD,)], [OLD_SCHEDULER]),
+        ([(NEW_HEAD,)], [("SchedulerJob", "ip-10-0-3-9.ec2.internal")]),
+    ]
+
+    start(sandbox, "scheduler", **MIGRATED_BY_ANOTHER)
+
+    assert calls(sandbox) == [CHECK_AT_ONCE, CHECK_AT_ONCE]
+    assert len(sandbox["db"].connections) == 3  # two looks, one lock
+
+
+def test_fails_when_a_newer_airflow_migrated_the_database(sandbox: dict[str, Any]) -> None:
+    sandbox["db"].rounds = [([(NEWER_HEAD,)], [OLD_SCHEDULER])]
+
+    with pytest.raises(FatalError, match="migrated by a newer Airflow") as error:
+        start_scheduler(sandbox, **MIGRATION_NEEDED)
+
+    assert "`airflow db downgrade --to-version 3.3.2`" in str(error.value)
+    assert calls(sandbox) == [CHECK_AT_ONCE]
+    assert sandbox["db"].events == []
+
+
+def test_fails_when_older_components_outlive_the_wait(
+    sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gated: list[upgrade_gate.Gate] = []
+
+    def give_up(gate: upgrade_gate.Gate, *_args: object) -> tuple[upgrade_gate.Verdict, str]:
+        gated.append(gate)
+        return upgrade_gate.Verdict.FAIL, "not migrated: waited 900 s (alive: SchedulerJob)"
+
+    monkeypatch.setattr(upgrade_gate, "wait", give_up)
+
+    with pytest.raises(FatalError, match="not migrated: waited 900 s"):
+        start_scheduler(sandbox, **MIGRATION_NEEDED)
+
+    assert calls(sandbox) == [CHECK_AT_ONCE]
+    assert sandbox["db"].events == []
+    assert gated == [upgrade_gate.Gate("3.3.2", frozenset({NEW_HEAD}), KNOWN)]
+
+
+def test_fails_when_the_migration_lock_cannot_be_taken(sandbox: dict[str, Any]) -> None:
+    sandbox["db"].lock_error = FakePgError("canceling statement due to lock timeout", "55P03")
+
+    with pytest.raises(FakePgError, match="lock timeout"):
+        start_scheduler(sandbox, **MIGRATION_NEEDED)
+
+    assert calls(sandbox) == [CHECK_AT_ONCE]
+    assert sandbox["db"].connections[-1].closed
 
 
 @pytest.mark.parametrize("component", ["dag-processor", "triggerer"])
@@ -268,7 +441,7 @@ def test_empty_requirements_install_nothing(sandbox: dict[str, Any]) -> None:
 
     start(sandbox, "scheduler")
 
-    assert calls(sandbox) == ["airflow db migrate"]
+    assert calls(sandbox) == [CHECK_AT_ONCE]
 
 
 def test_failed_requirements_are_not_fatal(
@@ -283,14 +456,26 @@ def test_failed_requirements_are_not_fatal(
     assert "requirements install failed (exit 1)" in caplog.text
 
 
+def start_scheduler(sandbox: dict[str, Any], **env: str) -> None:
+    bootstrap.start(
+        {**sandbox["env"], **env},
+        python=sandbox["python"],
+        execvpe=fake_execvpe,
+        installed_airflow="3.3.2",
+    )
+
+
 def test_failed_migration_is_fatal(sandbox: dict[str, Any]) -> None:
     with pytest.raises(FatalError, match="airflow db migrate failed"):
-        bootstrap.start(
-            {**sandbox["env"], "FAKE_MIGRATE_EXIT": "1"},
-            python=sandbox["python"],
-            execvpe=fake_execvpe,
-            installed_airflow="3.3.2",
-        )
+        start_scheduler(sandbox, FAKE_MIGRATE_EXIT="1", **MIGRATION_NEEDED)
+
+    assert calls(sandbox) == [CHECK_AT_ONCE, CHECK_AT_ONCE, "airflow db migrate"]
+    assert sandbox["db"].events[-1] == "released after 3 airflow calls"
+
+
+def test_fails_when_the_migrations_do_not_arrive(sandbox: dict[str, Any]) -> None:
+    with pytest.raises(FatalError, match="belongs to another Airflow version"):
+        start(sandbox, "triggerer", FAKE_CHECK_EXITS="1")
 
 
 def test_main_exits_non_zero_on_a_configuration_error(
@@ -301,7 +486,40 @@ def test_main_exits_non_zero_on_a_configuration_error(
     monkeypatch.setattr(os, "environ", env)
     monkeypatch.setattr(bootstrap.os, "umask", lambda _mask: 0)
 
-    assert bootstrap.main() == 78
+    assert bootstrap.main([]) == 78
+
+
+def test_airflow_cli_runs_airflow_with_the_derived_settings_and_no_start_up_step(
+    sandbox: dict[str, Any],
+) -> None:
+    execs: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def fake_exec(path: str, argv: list[str], env: dict[str, str]) -> NoReturn:
+        execs.append((path, argv, env))
+        raise SystemExit(0)
+
+    with pytest.raises(SystemExit):
+        bootstrap.airflow_cli(
+            sandbox["env"], ["connections", "export", "/tmp/c.json"], "3.3.2", fake_exec
+        )
+
+    [(path, argv, env)] = execs
+    assert (path, argv) == ("airflow", ["airflow", "connections", "export", "/tmp/c.json"])
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__CORE__FERNET_KEY"]
+    assert "OPENMWAA_DB_SECRET" not in env
+    assert calls(sandbox) == []
+
+
+def test_main_refuses_unknown_arguments_and_needs_airflow_for_the_cli(
+    sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "environ", {**sandbox["env"]})
+    monkeypatch.setattr(bootstrap.os, "umask", lambda _mask: 0)
+    monkeypatch.setattr(bootstrap, "installed_airflow_version", lambda: None)
+
+    assert bootstrap.main(["migrate"]) == 78
+    assert bootstrap.main(["airflow", "version"]) == 78
 
 
 def test_fails_when_component_is_missing() -> None:

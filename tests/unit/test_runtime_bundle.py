@@ -13,10 +13,11 @@ from pathlib import Path
 from openmwaa import runtime_bundle
 from openmwaa.runtime_bundle import build_bundle, runtime_bundle_b64, runtime_sources, strip_source
 
-MAX_BUNDLE_CHARS = 27_000
+MAX_BUNDLE_CHARS = 31_500
 """Budget for OPENMWAA_RUNTIME: an ECS task definition holds at most 64 KiB in all, and
 mw1.micro's all-in-one task definition, the largest, carries it once beside six Airflow
-containers (`test_the_largest_task_definition_fits_ecs_limit` measures it). Each module is
+containers (`test_the_largest_task_definition_fits_ecs_limit` measures it: with a bundle of
+this size it is about 1.1 KiB under the limit after the resolution margin). Each module is
 compressed on its own in the zip: splitting one costs about 1 KB of base64."""
 ECS_TASK_DEFINITION_LIMIT = 64 * 1024
 RESOLUTION_MARGIN = 8 * 1024

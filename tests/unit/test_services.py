@@ -471,6 +471,17 @@ def test_services_workers_hold_scale_in_protection(default_template) -> None:
     assert env_of(container(default_template, "worker"))["OPENMWAA_TASK_PROTECTION"] == "on"
 
 
+def test_services_start_new_tasks_first_but_micro_stops_its_one_task_first(
+    default_template, micro_template
+) -> None:
+    for service in default_template.find_resources("AWS::ECS::Service").values():
+        config = service["Properties"]["DeploymentConfiguration"]
+        assert (config["MinimumHealthyPercent"], config["MaximumPercent"]) == (100, 200)
+    [micro] = micro_template.find_resources("AWS::ECS::Service").values()
+    config = micro["Properties"]["DeploymentConfiguration"]
+    assert (config["MinimumHealthyPercent"], config["MaximumPercent"]) == (0, 100)
+
+
 def test_services_micro_worker_has_no_scale_in_protection(micro_template) -> None:
     environment = env_of(container(micro_template, "worker"))
     assert environment["OPENMWAA_TASK_PROTECTION"] == "off"

@@ -12,8 +12,10 @@ image's Python. In order, each step with a hard limit (as MWAA):
    ``PYTHONPATH`` and ``PATH``; while that build runs, or if it failed, they are pip-installed
    into the image's environment with the running Airflow's constraints, 9 minutes at most (a
    failure is logged, not fatal);
-5. scheduler: ``airflow db migrate`` (Airflow holds a PostgreSQL advisory lock, so several
-   schedulers never migrate at once); other components wait until migrations are done;
+5. scheduler: nothing if the metadata database is at this Airflow's migration head; else,
+   once no older component is alive (:mod:`.upgrade_gate`), under the schedulers' advisory
+   lock, check again and ``airflow db migrate``, so several schedulers migrate once; fatal for
+   a database a newer Airflow migrated; other components wait until migrations are done;
 6. api-server with the FAB auth manager: create the admin user, or reset its password to the
    secret's;
 7. run the component: ``exec`` into Airflow, except the worker, where this process stays the
@@ -119,7 +121,7 @@ def prepare(
         os.path.join(settings.sync_root, REQUIREMENTS_KEY), airflow_env, settings, python
     )
     if settings.component == SCHEDULER:
-        migrate_database(airflow_env)
+        migrate_database(airflow_env, settings.airflow_version)
     else:
         wait_for_migrations(airflow_env)
     auth_manager = airflow_env.get("AIRFLOW__CORE__AUTH_MANAGER", "")
@@ -186,15 +188,36 @@ def start(
     execvpe(command[0], command, airflow_env)
 
 
-def main() -> int:
-    """Console entry point: configure logging, start, turn errors into an exit code."""
+def airflow_cli(
+    env: Mapping[str, str],
+    args: list[str],
+    installed_airflow: str | None,
+    execvpe: Callable[[str, list[str], dict[str, str]], NoReturn] = os.execvpe,
+) -> NoReturn:
+    """``python runtime.pyz airflow ARGS``: Airflow's CLI with the settings the container's
+    component gets (database, Fernet key, broker) but none of its start-up steps, for an ECS
+    Exec shell, whose plain ``airflow`` would not find the database."""
+    if not installed_airflow:
+        raise ConfigError("Apache Airflow is not installed in this Python")
+    airflow_env = config.airflow_environment(env, config.airflow_major(installed_airflow))
+    execvpe("airflow", ["airflow", *args], airflow_env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: configure logging, start (or, with ``airflow ARGS``, run the
+    Airflow CLI), turn errors into an exit code."""
+    args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s openmwaa-bootstrap %(levelname)s %(message)s",
-        stream=sys.stdout,
+        stream=sys.stdout if not args else sys.stderr,
     )
     os.umask(0o002)
     try:
+        if args[:1] == ["airflow"]:
+            airflow_cli(os.environ, args[1:], installed_airflow_version())
+        if args:
+            raise ConfigError(f"unknown arguments {args}: none, or airflow ARGS")
         return start(
             os.environ,
             monitor=load_monitor(),

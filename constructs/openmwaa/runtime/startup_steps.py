@@ -2,8 +2,9 @@
 
 What the container is (:func:`read_settings`), kombu's pycurl, ``startup.sh``, pip with the
 running Airflow's constraints (:func:`pip_install`, also used by :mod:`.requirements`), the
-metadata database's migrations and the FAB admin user. Each step has a hard limit, as in
-MWAA; a step Airflow cannot run without raises :class:`FatalError`. Standard library only.
+metadata database's migrations (the scheduler's gated by :mod:`.upgrade_gate`) and the FAB
+admin user. Each step has a hard limit, as in MWAA; a step Airflow cannot run without raises
+:class:`FatalError`. Standard library only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from . import config, contracts
+from . import config, contracts, upgrade_gate
 from .config import ConfigError
 from .contracts import (
     API_SERVER,
@@ -36,6 +37,7 @@ LOG = logging.getLogger("openmwaa.bootstrap")
 STARTUP_SCRIPT_TIMEOUT = 5 * 60
 PYCURL_TIMEOUT = 5 * 60
 MIGRATION_TIMEOUT = 30 * 60
+CHECK_MIGRATIONS_TIMEOUT = 5 * 60
 ADMIN_USER_TIMEOUT = 3 * 60
 ADMIN_USER_ATTEMPTS = 5
 CONSTRAINTS_FETCH_TIMEOUT = 30
@@ -281,10 +283,47 @@ def ensure_pycurl(env: Mapping[str, str], settings: Settings, python: str) -> No
         raise FatalError("cannot install pycurl, which kombu needs to reach SQS")
 
 
-def migrate_database(env: Mapping[str, str]) -> None:
-    """``airflow db migrate`` (Airflow takes a PostgreSQL advisory lock around it)."""
-    LOG.info("migrating the metadata database")
-    code, _ = run(["airflow", "db", "migrate"], env, MIGRATION_TIMEOUT)
+def at_migration_head(env: Mapping[str, str]) -> tuple[bool, str]:
+    """``airflow db check-migrations`` once: (at this Airflow's head, its output)."""
+    check = ["airflow", "db", "check-migrations", "--migration-wait-timeout", "1"]
+    code, out = run(check, env, CHECK_MIGRATIONS_TIMEOUT, capture=True)
+    if code == 0:
+        LOG.info("metadata database already at this Airflow's migration head; nothing to migrate")
+    return code == 0, out
+
+
+def migrate_database(env: Mapping[str, str], airflow_version: str) -> None:
+    """Migrate the metadata database once, and only when it is behind this Airflow.
+
+    At this Airflow's head, nothing to do (every restart, every scheduler but the first).
+    Behind: wait until no older component is alive (:mod:`.upgrade_gate`); then, under the
+    schedulers' lock, check again and ``airflow db migrate`` (Airflow holds its own lock
+    inside). Fatal at once for a database a newer Airflow migrated (a rollback).
+    """
+    done, out = at_migration_head(env)
+    if done:
+        return
+    heads = [line for line in out.splitlines() if "Head(s)" in line]
+    if not heads:
+        raise FatalError(f"airflow db check-migrations failed: {out.strip()[-500:]}")
+    LOG.info("the metadata database needs a migration: %s", heads[-1][-500:])
+    known = upgrade_gate.airflow_revisions()
+    if not known:
+        LOG.warning("cannot read this Airflow's migration files: no downgrade guard")
+    gate = upgrade_gate.Gate(airflow_version, upgrade_gate.source_heads(out), known)
+    connect = upgrade_gate.connector(env)
+    verdict, message = upgrade_gate.wait(gate, lambda: upgrade_gate.observe(connect), LOG.info)
+    if verdict is upgrade_gate.Verdict.FAIL:
+        raise FatalError(message)
+    LOG.info("%s: taking the schedulers' migration lock", message)
+    holder = upgrade_gate.lock(connect, MIGRATION_TIMEOUT + 300)
+    try:
+        if at_migration_head(env)[0]:
+            return
+        LOG.info("migrating the metadata database")
+        code, _ = run(["airflow", "db", "migrate"], env, MIGRATION_TIMEOUT)
+    finally:
+        holder.close()
     if code != 0:
         raise FatalError(f"airflow db migrate failed ({outcome(code)})")
     LOG.info("metadata database migrated")
@@ -296,7 +335,11 @@ def wait_for_migrations(env: Mapping[str, str]) -> None:
     cmd = ["airflow", "db", "check-migrations", "--migration-wait-timeout", str(MIGRATION_TIMEOUT)]
     code, _ = run(cmd, env, MIGRATION_TIMEOUT + 120)
     if code != 0:
-        raise FatalError(f"the metadata database is not migrated ({outcome(code)})")
+        raise FatalError(
+            f"the metadata database is not at this Airflow's migration head ({outcome(code)}):"
+            " in an upgrade the scheduler migrates once older components stopped, or the"
+            " database belongs to another Airflow version (see the scheduler's log)"
+        )
     LOG.info("metadata database is migrated")
 
 
