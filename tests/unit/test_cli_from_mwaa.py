@@ -8,8 +8,11 @@ clients to the command; the no-credentials test uses the real boto3 factory.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
+import re
+import shlex
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,6 +22,8 @@ from typing import Any
 
 import aws_cdk as cdk
 import boto3
+import botocore.model
+import botocore.session
 import pytest
 from aws_cdk import assertions
 from botocore.exceptions import ClientError
@@ -26,7 +31,12 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from openmwaa.cli import from_mwaa, main
-from openmwaa.cli.mwaa_mapping import APP_FILE, CDK_JSON_FILE, REPORT_FILE
+from openmwaa.cli.mwaa_mapping import (
+    APP_FILE,
+    CDK_JSON_FILE,
+    REPORT_FILE,
+    TARGET_BUCKET_PLACEHOLDER,
+)
 from tests.unit.test_mwaa_mapping import (
     ACCOUNT,
     NAME,
@@ -268,6 +278,59 @@ def test_copy_bucket_copies_the_pinned_versions_and_pins_the_copies(
         assert f'{prop}="{world.target_version(key)}"' in app
     assert world.versions["requirements"] not in app  # MWAA's own ids mean nothing here
     assert "Copied 2 DAG folder objects" in capsys.readouterr().out
+
+
+def test_report_copy_command_writes_the_same_app_with_the_copies_pinned(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following the report's printed command keeps --name and --new-vpc: an app named
+    after MWAA instead would replace the environment on deploy."""
+    monkeypatch.chdir(tmp_path)
+    world.expect_get_environment()
+    out = Path("migrated")
+    assert run_cli(out, "--name", "analytics-next", "--new-vpc") == 0
+    first = (out / APP_FILE).read_text()
+    (command,) = re.findall(r"`(openmwaa from-mwaa [^`]*)`", (out / REPORT_FILE).read_text())
+    argv = shlex.split(command.replace(TARGET_BUCKET_PLACEHOLDER, TARGET_BUCKET))
+    assert argv[:2] == ["openmwaa", "from-mwaa"]
+    world.expect_get_environment()
+    assert main.main(argv[1:]) == 0
+    world.stubber.assert_no_pending_responses()
+    second = (out / APP_FILE).read_text()
+    assert 'environment_name="analytics-next"' in first
+    assert 'environment_name="analytics-next"' in second
+    assert "ec2.Vpc" not in second
+    assert f'plugins_s3_object_version="{world.target_version("plugins.zip")}"' in second
+    # The rest of the app is the first one's.
+    pins = re.compile(r"^ *(#.*|\w+_s3_object_version=.*)\n", re.MULTILINE)
+    assert pins.sub("", second) == pins.sub("", first)
+
+
+@dataclass
+class NewMemberMwaa:
+    """A GetEnvironment client whose model (and response) has an output member besides
+    `Environment`, as AWS may add one."""
+
+    environment: dict[str, Any]
+    meta: Any = None
+
+    def __post_init__(self) -> None:
+        data = copy.deepcopy(botocore.session.get_session().get_service_data("mwaa"))
+        output = data["operations"]["GetEnvironment"]["output"]["shape"]
+        data["shapes"][output]["members"]["ReplicationStatus"] = {"shape": "EnvironmentStatus"}
+        model = botocore.model.ServiceModel(data, "mwaa")
+        self.meta = type("Meta", (), {"region_name": REGION, "service_model": model})()
+
+    def get_environment(self, Name: str) -> dict[str, Any]:  # noqa: N803 (boto3's casing)
+        assert Name == NAME
+        return {"Environment": self.environment, "ReplicationStatus": "AVAILABLE"}
+
+
+def test_reads_the_environment_when_aws_adds_an_output_member(world: World, tmp_path: Path) -> None:
+    world.mwaa = NewMemberMwaa(world.environment)
+    out = tmp_path / "migrated"
+    assert run_cli(out) == 0
+    assert f'"{world.subnet_ids[0]}"' in (out / APP_FILE).read_text()
 
 
 def test_force_replaces_an_existing_output_dir(world: World, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ NOT_COPIES = {
     ("constructs/openmwaa/runtime/config.py", "dag-processor"): "Airflow's CLI subcommand",
     ("constructs/openmwaa/runtime/config.py", "api-server"): "Airflow's CLI subcommand",
     ("constructs/openmwaa/__init__.py", "WorkerPool"): "the exported class's name in __all__",
+    ("constructs/openmwaa/cli/from_mwaa.py", "Environment"): "the GetEnvironment response's member",
 }
 """Literals equal to a contract value that mean something else, with what they are."""
 

@@ -316,10 +316,93 @@ def test_app_keeps_ordinary_options_with_their_values() -> None:
         ("custom.url", "redis://user:pw@host:6379/0", True),
         ("core.default_timezone", "utc", False),
         ("custom.url", "https://example.com/path", False),
+        # The section is not looked at: `secrets.*` options are not secret by their section.
+        ("secrets.backend_kwargs", '{"connections_prefix": "airflow/connections"}', False),
+        ("secrets.use_cache", "True", False),
+        ("secrets.cache_ttl_seconds", "900", False),
+        ("secrets.custom_token", "x", True),
+        # The words import-metadata masks in variable keys, but `auth`, which Airflow's own
+        # options use for settings that hold no secret.
+        ("sentry.sentry_dsn", "https://abc@o1.ingest.sentry.io/1", True),
+        ("custom.ssh_passphrase", "x", True),
+        ("core.auth_manager", "airflow.providers.fab.auth_manager.FabAuthManager", False),
+        ("api.auth_backends", "airflow.api.auth.backend.session", False),
     ],
 )
 def test_secret_looking_options(key: str, value: str, secret: bool) -> None:
     assert mwaa_mapping.is_secret_option(key, value) is secret
+
+
+SECRETS_MANAGER_BACKEND = (
+    "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+)
+
+
+def with_secrets_backend(kwargs: str | None, backend: str | None = SECRETS_MANAGER_BACKEND) -> Any:
+    options = dict(OPTIONS)
+    if backend is not None:
+        options["secrets.backend"] = backend
+    if kwargs is not None:
+        options["secrets.backend_kwargs"] = kwargs
+    options["secrets.use_cache"] = "True"
+    return mapped(AirflowConfigurationOptions=options)
+
+
+def test_mwaa_secrets_manager_backend_with_openmwaa_prefixes_maps_and_is_left_out() -> None:
+    kwargs = (
+        '{"connections_prefix": "airflow/connections", "variables_prefix": "airflow/variables"}'
+    )
+    m = with_secrets_backend(kwargs)
+    app = mwaa_mapping.render_app(m)
+    kwargs_line = line(m, "AirflowConfigurationOptions.secrets.backend_kwargs")
+    assert kwargs_line.disposition is Disposition.MAPS
+    assert "`connections_prefix` and `variables_prefix` are as openmwaa's" in kwargs_line.note
+    assert f"# secrets.backend_kwargs: {mwaa_mapping.BACKEND_KWARGS_COMMENT}" in app
+    assert kwargs not in app  # openmwaa's own prefixes must not be replaced
+    assert line(m, "AirflowConfigurationOptions.secrets.backend").disposition is Disposition.MAPS
+    assert f"# secrets.backend: {mwaa_mapping.RESERVED_COMMENT}" in app
+    assert SECRETS_MANAGER_BACKEND not in mwaa_mapping.render_report(m)
+    # Not secret: kept in app.py, not sent to startup.sh.
+    assert ("secrets.use_cache", "True") in m.configuration_options
+    assert "secrets.backend_kwargs" not in m.secret_options
+    assert_validates(m)
+
+
+def test_mwaa_backend_kwargs_with_other_prefixes_say_what_to_move() -> None:
+    kwargs = '{"connections_prefix": "mwaa/conns", "variables_prefix": null, "sep": "-"}'
+    m = with_secrets_backend(kwargs)
+    entry = line(m, "AirflowConfigurationOptions.secrets.backend_kwargs")
+    assert entry.disposition is Disposition.MAPS_DIFFERENTLY
+    assert "`connections_prefix` differs from openmwaa's `airflow/connections`" in entry.note
+    assert "`airflow/connections/<same id>`" in entry.note
+    assert "`variables_prefix` is null" in entry.note
+    assert "`sep`" in entry.note
+    text = mwaa_mapping.render_report(m) + mwaa_mapping.render_app(m)
+    assert "mwaa/conns" not in text
+    # An absent prefix is the provider's default, which is openmwaa's.
+    absent = line(
+        with_secrets_backend('{"connections_prefix": "airflow/connections"}'),
+        "AirflowConfigurationOptions.secrets.backend_kwargs",
+    )
+    assert absent.disposition is Disposition.MAPS
+
+
+def test_mwaa_other_secrets_backend_has_no_equivalent() -> None:
+    m = with_secrets_backend(
+        '{"connections_prefix": "airflow/connections"}',
+        backend="airflow.providers.amazon.aws.secrets.systems_manager."
+        "SystemsManagerParameterStoreBackend",
+    )
+    for key in ("secrets.backend", "secrets.backend_kwargs"):
+        assert line(m, f"AirflowConfigurationOptions.{key}").disposition is (
+            Disposition.NO_EQUIVALENT
+        )
+    assert "SystemsManager" not in mwaa_mapping.render_report(m)
+    unused = with_secrets_backend("not json", backend=None)
+    assert "MWAA set no `secrets.backend`" in (
+        line(unused, "AirflowConfigurationOptions.secrets.backend_kwargs").note
+    )
+    assert "not json" not in mwaa_mapping.render_app(unused)
 
 
 # Versions, sizes, access, logging, tags, keys, maintenance.
@@ -564,6 +647,69 @@ def test_mapping_and_adapter_load_without_the_aws_cdk() -> None:
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_app_environment_is_mwaa_account_and_region() -> None:
+    tree = ast.parse(mwaa_mapping.render_app(mapped()))
+    (assignment,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "ENVIRONMENT"
+    ]
+    assert ast.unparse(assignment.value) == (
+        f"cdk.Environment(account='{ACCOUNT}', region='{REGION}')"
+    )
+
+
+def test_every_public_class_and_function_of_the_mapping_has_a_docstring() -> None:
+    tree = ast.parse(Path(mwaa_mapping.__file__).read_text())
+    missing = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef | ast.FunctionDef) or node.name.startswith("_"):
+            continue
+        members = [node]
+        if isinstance(node, ast.ClassDef):
+            members += [
+                n
+                for n in node.body
+                if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
+            ]
+        missing += [m.name for m in members if ast.get_docstring(m) is None]
+    assert missing == []
+
+
+# The report's next steps.
+
+
+def test_report_copy_command_repeats_the_options_that_shape_the_app() -> None:
+    m = map_environment(
+        full_environment(), environment_name="analytics-next", region=REGION, new_vpc=True
+    )
+    report = mwaa_mapping.render_report(m, output_dir="out dir")
+    assert (
+        f"`openmwaa from-mwaa {NAME} --region {REGION} --name analytics-next --new-vpc "
+        "--output-dir 'out dir' --force --copy-bucket --target-bucket "
+        "<SourceBucketName output>`"
+    ) in report
+    # Without options, the region is the environment's (from its ARN): still the same app.
+    plain = mwaa_mapping.render_report(map_environment(full_environment()), output_dir="out")
+    assert f"`openmwaa from-mwaa {NAME} --region {REGION} --output-dir out --force " in plain
+
+
+@pytest.mark.parametrize("version", ["2.10.3", "3.0.6"])
+def test_report_points_connections_to_the_migration_doc(version: str) -> None:
+    m = mapped(AirflowVersion=version)
+    (step,) = [s for s in mwaa_mapping.render_report(m).splitlines() if s.startswith("4. ")]
+    assert mwaa_mapping.MIGRATION_DOC_SECTION in step
+    assert "MWAA's CLI does not run" in step
+    if m.airflow_version.startswith("2."):
+        assert "`openmwaa import-metadata` does not apply to Airflow 2.11.2" in step
+        assert "`python /opt/openmwaa/runtime.pyz airflow connections import FILE`" in step
+        assert "ECS Exec" in step
+        assert "keep connections and variables in Secrets Manager" in step
+    else:
+        assert "load the files into openmwaa with `openmwaa import-metadata`" in step
+        assert "runtime.pyz" not in step
 
 
 def test_cdk_json_has_the_project_feature_flags() -> None:

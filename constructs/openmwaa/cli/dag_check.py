@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import dag_scan
+from .common import INSTALL_HINT, UsageError
 
 TARGET_VERSIONS = ("3",)
 """Airflow major versions ``--target-version`` accepts."""
 
-INSTALL_HINT = "pip install 'openmwaa[cli]'"
 
 _SKIPPED_DIRECTORIES = frozenset(
     {
@@ -46,10 +46,6 @@ _SKIPPED_DIRECTORIES = frozenset(
     }
 )
 _RUFF_SUFFIXES = (".py", ".pyi")
-
-
-class UsageError(Exception):
-    """A problem with the command line or the machine: exit status 2."""
 
 
 def register(subparsers: Any) -> None:

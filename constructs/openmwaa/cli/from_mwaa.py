@@ -1,15 +1,25 @@
 """``openmwaa from-mwaa``: an Amazon MWAA environment, written out as an openmwaa CDK app.
 
-Reads the environment with the caller's AWS credentials (``airflow:GetEnvironment``; for the
-VPC around MWAA's subnets ``ec2:DescribeSubnets`` and ``ec2:DescribeVpcs``, unless
-``--new-vpc``; ``kms:DescribeKey`` when MWAA names its key by alias) and writes a new folder
-with ``app.py`` (the CDK app), ``cdk.json`` and ``migration-report.md`` (every MWAA setting:
-maps, maps differently, or no equivalent). :mod:`openmwaa.cli.mwaa_mapping` decides all of it
+Reads the environment with the caller's AWS credentials and writes a new folder with
+``app.py`` (the CDK app), ``cdk.json`` and ``migration-report.md`` (every MWAA setting: maps,
+maps differently, or no equivalent). :mod:`openmwaa.cli.mwaa_mapping` decides all of it
 without calling AWS; this module makes the calls and writes the files.
 
 ``--copy-bucket --target-bucket BUCKET`` also copies MWAA's DAG folder, plugins.zip,
 requirements.txt and startup.sh (the versions MWAA pinned) into the bucket of a deployed
 openmwaa environment, at openmwaa's keys, and pins the copies' versions in ``app.py``.
+
+The AWS calls, so the permissions the caller needs:
+
+- ``airflow:GetEnvironment`` (GetEnvironment);
+- unless ``--new-vpc``, for the VPC around MWAA's subnets: ``ec2:DescribeSubnets``,
+  ``ec2:DescribeVpcs`` and ``ec2:DescribeRouteTables``;
+- when MWAA names its key by alias: ``kms:DescribeKey``;
+- with ``--copy-bucket``, on MWAA's bucket: ``s3:ListBucket`` (ListObjectsV2 of the DAG
+  folder), ``s3:GetObject`` and ``s3:GetObjectVersion`` (HeadObject, and CopyObject's read of
+  the pinned version), ``kms:Decrypt`` if its objects use a customer managed key; on the target
+  bucket: ``s3:ListBucket`` (HeadBucket), ``s3:GetBucketVersioning`` and ``s3:PutObject``
+  (CopyObject), ``kms:GenerateDataKey`` if it uses a customer managed key.
 
 Nothing is half done: the folder is built under a temporary name and renamed into place last;
 the copy checks every source object and the target bucket before it copies the first object.
@@ -32,9 +42,8 @@ from typing import Any, TypeVar
 
 from . import bucket_copy, mwaa_mapping
 from .bucket_copy import CopyItem, CopyPlan, CopyResult, SourceObject
+from .common import INSTALL_HINT
 from .mwaa_mapping import Lookups, NetworkFacts, SubnetFacts
-
-INSTALL_HINT = "pip install 'openmwaa[cli]'"
 
 ClientFactory = Callable[[str, str | None], Any]
 """(AWS service name, region or None for the default) -> a boto3 client."""
@@ -172,7 +181,7 @@ def migrate(args: argparse.Namespace, factory: ClientFactory) -> str:
         mwaa = _client(factory, "mwaa", args.region)
         region = mwaa.meta.region_name
         environment = _aws(
-            lambda: _environment_of(mwaa, mwaa.get_environment(Name=args.environment)),
+            lambda: _environment_of(mwaa.get_environment(Name=args.environment)),
             action=f"reading the MWAA environment {args.environment!r}",
             permission="airflow:GetEnvironment",
             not_found=f"no MWAA environment named {args.environment!r} in {region}"
@@ -188,7 +197,12 @@ def migrate(args: argparse.Namespace, factory: ClientFactory) -> str:
             plan = check_copy(s3, environment, args.target_bucket)
             copy = copy_objects(s3, plan)
         mapped = mwaa_mapping.map_environment(
-            environment, lookups, copy=copy, environment_name=args.name
+            environment,
+            lookups,
+            copy=copy,
+            environment_name=args.name,
+            region=region,
+            new_vpc=args.new_vpc,
         )
         shown = str(output_dir)
         files = {
@@ -206,12 +220,10 @@ def migrate(args: argparse.Namespace, factory: ClientFactory) -> str:
 # AWS calls and their errors.
 
 
-def _environment_of(mwaa: Any, response: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The `Environment` of a GetEnvironment response: the output's one member, named from
-    the client's service model (the word is also a contract value, which no module retypes)."""
-    output = mwaa.meta.service_model.operation_model("GetEnvironment").output_shape
-    (member,) = output.members
-    environment: Mapping[str, Any] = response[member]
+def _environment_of(response: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The `Environment` of a GetEnvironment response (other members, should AWS add any,
+    are not read)."""
+    environment: Mapping[str, Any] = response["Environment"]
     return environment
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .common import INSTALL_HINT, UsageError
 from .metadata_transfer import (
     BULK_PATHS,
     EXPORT_COMMANDS,
@@ -51,12 +52,7 @@ __all__ = ["Ports", "import_metadata", "read_admin_secret", "register", "run", "
 
 COMMAND = "import-metadata"
 PROG = f"openmwaa {COMMAND}"
-INSTALL_HINT = "pip install 'openmwaa[cli]'"
 TIMEOUT_SECONDS = 120.0
-
-
-class UsageError(Exception):
-    """Nothing can be attempted; exit code 2."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

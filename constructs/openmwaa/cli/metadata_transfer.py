@@ -64,7 +64,7 @@ _CONNECTION_FIELDS = frozenset({"conn_type", "port", "extra", *_CONNECTION_TEXT_
 _POOL_FIELDS = frozenset({"slots", "description", "include_deferred"})
 
 # Parts of a variable's key that mark its value as a secret in --dry-run output.
-_SENSITIVE_KEY_PARTS = (
+SENSITIVE_KEY_PARTS = (
     "password",
     "passwd",
     "passphrase",
@@ -436,7 +436,7 @@ def _secret_strings(value: Any, sensitive: bool = False) -> Iterable[str]:
 def is_sensitive_key(key: str) -> bool:
     """Whether a variable's key marks its value as secret (``api_secret``, ``db_password``)."""
     lowered = key.lower()
-    return any(part in lowered for part in _SENSITIVE_KEY_PARTS)
+    return any(part in lowered for part in SENSITIVE_KEY_PARTS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..environment_class import EnvironmentClass, spec_for
 from ..runtime.contracts import (
+    CONNECTIONS_PREFIX,
     DAGS_PREFIX,
     STARTUP_SCRIPT_KEY,
     VARIABLES_PREFIX,
 )
 from ..versions import DEFAULT_AIRFLOW_VERSION, DEFAULT_PYTHON_VERSION, SUPPORTED_AIRFLOW_VERSIONS
 from .bucket_copy import NAMED_FILES, CopyResult, bucket_name_from_arn, relative_key
+from .metadata_transfer import SENSITIVE_KEY_PARTS
 
 if TYPE_CHECKING:
     from ..props import LoggingConfiguration
@@ -143,18 +146,25 @@ def is_handled(path: str) -> bool:
     return any(".".join(parts[:i]) in WHOLE_FIELDS for i in range(1, len(parts)))
 
 
-SECRET_KEY_WORDS: tuple[str, ...] = ("password", "passwd", "secret", "token", "key", "credential")
-"""A configuration key containing one of these is treated as holding a secret."""
+NOT_SECRET_IN_OPTION_NAMES: tuple[str, ...] = ("auth",)
+"""Words of `import-metadata`'s secret-looking variable keys that Airflow's own option names
+use for settings that hold no secret (`core.auth_manager`, `api.auth_backends`,
+`webserver.auth_rate_limited`)."""
+SECRET_KEY_WORDS: tuple[str, ...] = tuple(
+    word for word in SENSITIVE_KEY_PARTS if word not in NOT_SECRET_IN_OPTION_NAMES
+)
+"""An option whose name (the part after the section) contains one of these is treated as
+holding a secret: the words `openmwaa import-metadata` masks in variable keys, but `auth`."""
 _URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
 
 
 def is_secret_option(key: str, value: str) -> bool:
-    """True when an Airflow option looks like a secret: its key contains one of
-    `SECRET_KEY_WORDS`, or its value is a URL with a password (`scheme://user:pass@host`)."""
-    lowered = key.lower()
-    return any(word in lowered for word in SECRET_KEY_WORDS) or bool(
-        _URL_WITH_PASSWORD.search(value)
-    )
+    """True when an Airflow option looks like a secret: its name after the section
+    (`smtp_password` of `smtp.smtp_password`; the section is not looked at, so `secrets.*`
+    options are not secret by their section) contains one of `SECRET_KEY_WORDS`, or its value
+    is a URL with a password (`scheme://user:pass@host`)."""
+    name = key.lower().split(".", 1)[-1]
+    return any(word in name for word in SECRET_KEY_WORDS) or bool(_URL_WITH_PASSWORD.search(value))
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -242,6 +252,9 @@ class Lookups:
 
 @dataclass(frozen=True)
 class ArnParts:
+    """The partition, region and account of an ARN (`parse_arn`): where the generated stack
+    deploys, and how a bare KMS key id becomes a key ARN."""
+
     partition: str
     region: str
     account: str
@@ -321,7 +334,7 @@ class MappedEnvironment:
     secret_options: tuple[str, ...]
     """Keys left out of the app because they look secret."""
     refused_options: tuple[tuple[str, str], ...]
-    """(key, why) of the keys left out because openmwaa refuses them."""
+    """(key, why) of the keys left out because openmwaa refuses or sets them."""
     kms_key_arn: str | None
     logging: tuple[LogSetting, ...]
     tags: tuple[tuple[str, str], ...]
@@ -334,6 +347,10 @@ class MappedEnvironment:
     report: tuple[ReportLine, ...]
     warnings: tuple[str, ...] = field(default=())
     """What stops or breaks the first deploy unless the user acts (shown first)."""
+    command_options: tuple[str, ...] = field(default=())
+    """The `from-mwaa` options of this run that shape app.py (`--region`, `--name`,
+    `--new-vpc`), as arguments: the command the report prints next repeats them, so it writes
+    the same app (without `--name`, it would rename the environment, which a deploy replaces)."""
 
     @property
     def stack_id(self) -> str:
@@ -341,6 +358,7 @@ class MappedEnvironment:
         return "openmwaa-" + re.sub(r"[^A-Za-z0-9-]", "-", self.environment_name)
 
     def counts(self, disposition: Disposition) -> int:
+        """How many report lines have `disposition`."""
         return sum(1 for line in self.report if line.disposition is disposition)
 
     def logging_configuration(self) -> LoggingConfiguration:
@@ -389,6 +407,7 @@ NOT_SET = "not set in MWAA"
 # The comments app.py carries for the Airflow options it leaves out.
 SECRET_COMMENT = "left out: it looks secret; export it from startup.sh (migration-report.md)"
 RESERVED_COMMENT = "left out: the environment owns this option"
+BACKEND_KWARGS_COMMENT = "left out: openmwaa sets these kwargs itself"
 MALFORMED_COMMENT = "left out: not a `section.key` openmwaa accepts (see the report)"
 
 
@@ -562,6 +581,92 @@ def _option_variable(key: str) -> str:
     return "AIRFLOW__" + "__".join(part.upper() for part in key.split(".", 1))
 
 
+SECRETS_BACKEND_OPTION = "secrets.backend"
+SECRETS_BACKEND_KWARGS_OPTION = "secrets.backend_kwargs"
+_SECRETS_BACKEND_TARGET = "the environment's secrets backend"
+
+
+def _secrets_backend_line(value: str) -> tuple[Disposition, str, str]:
+    """MWAA's `secrets.backend`, which openmwaa owns (validation refuses it): the same
+    Secrets Manager backend maps; another one has no equivalent. Its value is not shown."""
+    from ..container_environment import SECRETS_BACKEND
+
+    ours = (
+        "openmwaa always sets Secrets Manager's backend (connections under "
+        f"`{CONNECTIONS_PREFIX}/`, variables under `{VARIABLES_PREFIX}/`, which its execution "
+        "role reads) and refuses this option, so app.py leaves it out"
+    )
+    if value.strip() == SECRETS_BACKEND:
+        return Disposition.MAPS, _SECRETS_BACKEND_TARGET, f"the same backend: {ours}"
+    return (
+        Disposition.NO_EQUIVALENT,
+        _SECRETS_BACKEND_TARGET,
+        f"MWAA used another backend; {ours}. Move what MWAA's backend holds into Secrets "
+        f"Manager: a connection as `{CONNECTIONS_PREFIX}/<conn_id>`, a variable as "
+        f"`{VARIABLES_PREFIX}/<key>`",
+    )
+
+
+def _backend_kwargs_line(value: str, mwaa_backend: object) -> tuple[Disposition, str, str]:
+    """MWAA's `secrets.backend_kwargs`: left out of app.py, since a value there would replace
+    the prefixes openmwaa sets (validation does not refuse it; options win over the
+    environment's own variables). The note compares MWAA's two prefixes with openmwaa's,
+    naming no value of MWAA's."""
+    from ..container_environment import SECRETS_BACKEND, SECRETS_BACKEND_KWARGS
+
+    ours = (
+        "left out of app.py: openmwaa sets the backend's kwargs itself ("
+        + ", ".join(f"`{name}` `{prefix}`" for name, prefix in SECRETS_BACKEND_KWARGS.items())
+        + "; its execution role reads only those), and this option would replace them"
+    )
+    if mwaa_backend is None or str(mwaa_backend).strip() != SECRETS_BACKEND:
+        why = (
+            "MWAA set no `secrets.backend`, so it did not use these kwargs"
+            if mwaa_backend is None
+            else "these kwargs were for MWAA's other backend (see `secrets.backend`)"
+        )
+        return Disposition.NO_EQUIVALENT, _SECRETS_BACKEND_TARGET, f"{ours}. {why}"
+    try:
+        kwargs = json.loads(value)
+    except ValueError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        return (
+            Disposition.NO_EQUIVALENT,
+            _SECRETS_BACKEND_TARGET,
+            f"{ours}. MWAA's value is not a JSON object",
+        )
+    same: list[str] = []
+    notes: list[str] = []
+    for name, prefix in SECRETS_BACKEND_KWARGS.items():
+        # A prefix MWAA does not set is the provider's default, which is openmwaa's.
+        theirs = kwargs.get(name, prefix)
+        if theirs == prefix:
+            same.append(f"`{name}`")
+        elif theirs is None:
+            notes.append(
+                f"MWAA's `{name}` is null, so MWAA did not look there, while openmwaa looks "
+                f"under `{prefix}/`"
+            )
+        else:
+            notes.append(
+                f"MWAA's `{name}` differs from openmwaa's `{prefix}`: copy each secret under "
+                f"MWAA's prefix to `{prefix}/<same id>` (the new execution role reads nothing "
+                "else), or the environment will not find them"
+            )
+    others = sorted(str(key) for key in kwargs if key not in SECRETS_BACKEND_KWARGS)
+    if others:
+        notes.append(
+            f"MWAA also set {', '.join(f'`{key}`' for key in others)}, which openmwaa's "
+            "backend does not take: check that your secrets' names follow the two prefixes"
+        )
+    if same:
+        verb = "are" if len(same) > 1 else "is"
+        notes.insert(0, f"{' and '.join(same)} {verb} as openmwaa's")
+    disposition = Disposition.MAPS_DIFFERENTLY if len(same) < 2 or others else Disposition.MAPS
+    return disposition, _SECRETS_BACKEND_TARGET, f"{ours}. {'; '.join(notes)}"
+
+
 @dataclass(frozen=True)
 class _Options:
     kept: tuple[tuple[str, str], ...]
@@ -597,6 +702,12 @@ def _map_configuration_options(r: _Report) -> _Options:
                 "left out: openmwaa takes `section.key` in lower case; export "
                 f"`{_option_variable(key)}` from startup.sh instead",
             )
+        elif key == SECRETS_BACKEND_OPTION:
+            refused.append((key, RESERVED_COMMENT))
+            r.add(setting, *_secrets_backend_line(value))
+        elif key == SECRETS_BACKEND_KWARGS_OPTION:
+            refused.append((key, BACKEND_KWARGS_COMMENT))
+            r.add(setting, *_backend_kwargs_line(value, raw.get(SECRETS_BACKEND_OPTION)))
         elif is_protected(key):
             refused.append((key, RESERVED_COMMENT))
             r.add(
@@ -930,20 +1041,37 @@ def _map_state(r: _Report) -> None:
         )
 
 
+def command_options(
+    *, region: str | None, environment_name: str | None, new_vpc: bool
+) -> tuple[str, ...]:
+    """The `from-mwaa` arguments that shape app.py: `--region`, `--name`, `--new-vpc`."""
+    options: list[str] = []
+    if region:
+        options += ["--region", region]
+    if environment_name is not None:
+        options += ["--name", environment_name]
+    if new_vpc:
+        options.append("--new-vpc")
+    return tuple(options)
+
+
 def map_environment(
     environment: Mapping[str, Any],
     lookups: Lookups | None = None,
     *,
     copy: CopyResult | None = None,
     environment_name: str | None = None,
+    region: str | None = None,
+    new_vpc: bool = False,
 ) -> MappedEnvironment:
     """Map GetEnvironment's `Environment` (as boto3 returns it) to openmwaa.
 
     `lookups` are the facts the adapter found (MWAA's VPC, the key behind an alias; without a
     network, the app builds a new VPC). `copy` is the result of copying MWAA's bucket: its
     versions become the `*_s3_object_version` pins. `environment_name` renames the
-    environment (default: MWAA's name). Every field gets at least one report line, in the
-    order a reader checks them.
+    environment (default: MWAA's name). `region` (default: the ARN's) and `new_vpc` are the
+    run's other options, kept for the next command the report prints. Every field gets at
+    least one report line, in the order a reader checks them.
     """
     from ..props import WebserverAccessMode
 
@@ -998,6 +1126,11 @@ def map_environment(
         copy=copy,
         report=tuple(r.lines),
         warnings=tuple(r.warnings),
+        command_options=command_options(
+            region=region or (arn_parts.region if arn_parts else None),
+            environment_name=environment_name,
+            new_vpc=new_vpc,
+        ),
     )
 
 
@@ -1276,8 +1409,8 @@ def render_app(m: MappedEnvironment) -> str:
             _Arg(python_string(m.environment.account), "account"),
             _Arg(python_string(m.environment.region), "region"),
         )
-        lines += _render(environment, 0)
-        lines[-4] = "ENVIRONMENT = " + lines[-4]
+        rendered = _render(environment, 0)
+        lines += ["ENVIRONMENT = " + rendered[0], *rendered[1:]]
     else:
         lines.append("ENVIRONMENT = None")
     body: list[str] = []
@@ -1415,27 +1548,72 @@ def render_report(m: MappedEnvironment, *, output_dir: str = ".") -> str:
         "The bucket is copied and pinned: deploy again whenever you change the pins."
         if m.copy is not None
         else (
-            f"Copy MWAA's files into the new bucket and pin them: `openmwaa from-mwaa "
-            f"{m.source_name} --copy-bucket --target-bucket <SourceBucketName output> "
-            f"--output-dir {output_dir} --force`, then `npx cdk deploy` again."
+            "Copy MWAA's files into the new bucket and pin them, with this run's options: "
+            f"`{copy_command(m, output_dir)}`, then `npx cdk deploy` again."
         )
     )
     lines += [
         "",
         "## Next steps",
         "",
-        f"1. Deploy: `cd {output_dir} && npx cdk deploy` (once per account and region first: "
-        "`npx cdk bootstrap`).",
+        f"1. Deploy: `cd {shlex.quote(output_dir)} && npx cdk deploy` (once per account and "
+        "region first: `npx cdk bootstrap`).",
         f"2. {copy_step}",
         "3. Grant the new execution role what your DAGs use beyond MWAA's base permissions, "
         "and let its security group in where MWAA's were allowed.",
-        "4. Connections and variables in Secrets Manager (`airflow/connections`, "
-        "`airflow/variables`) carry over; export those kept in MWAA's database "
-        "(`airflow connections export`) and import them.",
+        f"4. {metadata_step(m)}",
         "5. Pause the DAGs in MWAA, unpause them in openmwaa, watch the first runs, delete MWAA.",
         "",
     ]
     return "\n".join(lines)
+
+
+TARGET_BUCKET_PLACEHOLDER = "<SourceBucketName output>"
+
+
+def copy_command(m: MappedEnvironment, output_dir: str) -> str:
+    """The `from-mwaa --copy-bucket` command to run after the first deploy: this run's
+    options again (`command_options`), so it writes the same app, plus the copy. The target
+    bucket is a placeholder, last."""
+    head = shlex.join(
+        [
+            "openmwaa",
+            "from-mwaa",
+            m.source_name,
+            *m.command_options,
+            "--output-dir",
+            output_dir,
+            "--force",
+            "--copy-bucket",
+            "--target-bucket",
+        ]
+    )
+    return f"{head} {TARGET_BUCKET_PLACEHOLDER}"
+
+
+MIGRATION_DOC_SECTION = 'docs/migration.md, "Connections, variables and pools"'
+
+
+def metadata_step(m: MappedEnvironment) -> str:
+    """The report's step for connections, variables and pools, for the target's Airflow."""
+    shared = (
+        f"Connections and variables in Secrets Manager under `{CONNECTIONS_PREFIX}/` and "
+        f"`{VARIABLES_PREFIX}/` carry over (the new execution role reads them). Those in "
+        "MWAA's metadata database, and pools, do not: MWAA's CLI does not run Airflow's "
+        f"`export` commands, so export them with the one-off DAG of {MIGRATION_DOC_SECTION}."
+    )
+    if _version_key(m.airflow_version)[0] >= 3:
+        return (
+            f"{shared} Then load the files into openmwaa with `openmwaa import-metadata` "
+            "(the same section)."
+        )
+    return (
+        f"{shared} `openmwaa import-metadata` does not apply to Airflow {m.airflow_version}: it "
+        "needs Airflow 3's REST API (v2). Copy the files into the scheduler container and, in "
+        "an ECS Exec shell there (`enable_execute_command=True` in app.py), run `python "
+        "/opt/openmwaa/runtime.pyz airflow connections import FILE` (and `variables import`, "
+        "`pools import`), or keep connections and variables in Secrets Manager instead."
+    )
 
 
 def render_summary(m: MappedEnvironment, *, output_dir: str) -> str:
