@@ -31,6 +31,7 @@ from .task_definitions import (
     SYNC_VOLUME,
     add_runtime_installer,
     add_sync_volume,
+    mwaa_home_mount,
 )
 
 BUILD_CPU = 2048
@@ -159,6 +160,7 @@ class RequirementsBuilder(Construct):
             ecs.MountPoint(
                 container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=True
             ),
+            mwaa_home_mount(),
         )
         self.container.add_container_dependencies(
             ecs.ContainerDependency(

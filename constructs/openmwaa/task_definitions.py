@@ -59,13 +59,32 @@ EXECUTION_API_HEALTH_CHECK = ecs.HealthCheck(
 start-up steps: startup.sh, requirements, waiting for a migration); after that, a task that
 stops answering for 100 s is replaced."""
 
-RUNTIME_INSTALL_COMMAND = [
-    "/bin/bash",
-    "-c",
-    f"set -euo pipefail; printf '%s' \"${RUNTIME_ENV_VAR}\" | base64 -d > {RUNTIME_PATH}.tmp;"
-    f" mv {RUNTIME_PATH}.tmp {RUNTIME_PATH}",
+MWAA_HOME_VOLUME = "mwaa-home"
+"""The task volume mounted at MWAA's AIRFLOW_HOME (`contracts.MWAA_HOME`) in every container:
+the init container makes its links into the sync root; Airflow may write beside them."""
+
+MWAA_HOME_LINKS = [
+    (f"{contracts.MWAA_HOME}/{link}", f"{SYNC_ROOT}/{target}")
+    for link, target in contracts.MWAA_HOME_LINKS
 ]
-"""The init container's command: decode the runtime into the task's shared volume."""
+"""Each link the init container makes: (MWAA's path, the sync root's path)."""
+
+INIT_SCRIPT = f"""import base64, lzma, os
+with open('{RUNTIME_PATH}.tmp', 'wb') as f:
+    f.write(lzma.decompress(base64.b64decode(os.environ['{RUNTIME_ENV_VAR}'])))
+os.replace('{RUNTIME_PATH}.tmp', '{RUNTIME_PATH}')
+for link, target in {MWAA_HOME_LINKS!r}:
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.chmod(os.path.dirname(link), 0o775)
+    if not os.path.lexists(link):
+        os.symlink(target, link)
+"""
+"""The init container's program, run by the image's Python as root: decode the runtime into
+the task's runtime volume, and make MWAA's paths in the MWAA home volume, each a link into the
+sync root, in folders the image's `airflow` user (group 0) may write to."""
+
+RUNTIME_INSTALL_COMMAND = ["python", "-c", INIT_SCRIPT]
+"""The init container's command (see `INIT_SCRIPT`)."""
 
 AIRFLOW_COMMAND = ["python", RUNTIME_PATH]
 """Every Airflow container's command: the runtime's bootstrap, which execs the component."""
@@ -112,16 +131,26 @@ def add_sync_volume(
     )
 
 
+def mwaa_home_mount() -> ecs.MountPoint:
+    """`MWAA_HOME_VOLUME` at MWAA's AIRFLOW_HOME, writable (as on MWAA)."""
+    return ecs.MountPoint(
+        container_path=contracts.MWAA_HOME, source_volume=MWAA_HOME_VOLUME, read_only=False
+    )
+
+
 def add_runtime_installer(
     task: ecs.TaskDefinition, image: ecs.ContainerImage, logging: ecs.LogDriver
 ) -> ecs.ContainerDefinition:
-    """The task's `RUNTIME_VOLUME` and the short-lived init container (construct id
-    `Runtime`) that decodes the openmwaa runtime into it; the Airflow containers wait for it.
+    """The task's `RUNTIME_VOLUME` and `MWAA_HOME_VOLUME`, and the short-lived init container
+    (construct id `Runtime`) that decodes the openmwaa runtime into the first and makes MWAA's
+    links into the sync root (`SYNC_VOLUME`, read-only here) in the second; the Airflow
+    containers wait for it.
 
     The first container of the task, so its image is bound here: an image of the
     environment's mirror grants the task's execution role ECR's pull token, acknowledged here.
     """
     task.add_volume(name=RUNTIME_VOLUME)
+    task.add_volume(name=MWAA_HOME_VOLUME)
     runtime = task.add_container(
         "Runtime",
         container_name=RUNTIME_CONTAINER,
@@ -135,7 +164,9 @@ def add_runtime_installer(
         logging=logging,
     )
     runtime.add_mount_points(
-        ecs.MountPoint(container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=False)
+        ecs.MountPoint(container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=False),
+        mwaa_home_mount(),
+        ecs.MountPoint(container_path=SYNC_ROOT, source_volume=SYNC_VOLUME, read_only=True),
     )
     if isinstance(image, MirroredImage):
         acknowledge(task.execution_role, [IMAGE_PULL_TOKEN])
@@ -246,6 +277,7 @@ class TaskDefinitionFactory:
             ecs.MountPoint(
                 container_path=RUNTIME_DIR, source_volume=RUNTIME_VOLUME, read_only=True
             ),
+            mwaa_home_mount(),
         )
         runtime = task.find_container(RUNTIME_CONTAINER)
         if runtime is None:

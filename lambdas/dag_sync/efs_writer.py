@@ -39,7 +39,7 @@ from dag_sync.model import RefusedContentError
 from dag_sync.plugins_archive import ArchiveLimits, extract_zip
 
 STATE_DIRNAME = ".openmwaa"
-PLUGINS_LINK = "plugins"
+PLUGINS_LINK = contracts.PLUGINS_DIR
 EMPTY_PLUGINS_PREFIX = "empty-"
 
 logger = logging.getLogger("dag_sync")

@@ -9,7 +9,6 @@ and Celery, and checks the real worker loads the module.
 from __future__ import annotations
 
 import ast
-import base64
 import json
 import logging
 import subprocess
@@ -204,7 +203,7 @@ print(json.dumps({"env": env, "config": config, "receivers": len(task_received.r
 
 def test_the_bundle_on_pythonpath_provides_the_celery_config(tmp_path: Path) -> None:
     pyz = tmp_path / "runtime.pyz"
-    pyz.write_bytes(base64.b64decode(runtime_bundle.runtime_bundle_b64()))
+    pyz.write_bytes(runtime_bundle.decode_bundle(runtime_bundle.runtime_bundle_b64()))
     fakes = tmp_path / "site"
     for name, text in FAKE_PACKAGES.items():
         (fakes / name).parent.mkdir(parents=True, exist_ok=True)

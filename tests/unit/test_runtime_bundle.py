@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import base64
 import io
 import subprocess
 import sys
@@ -17,8 +16,7 @@ MAX_BUNDLE_CHARS = 31_500
 """Budget for OPENMWAA_RUNTIME: an ECS task definition holds at most 64 KiB in all, and
 mw1.micro's all-in-one task definition, the largest, carries it once beside six Airflow
 containers (`test_the_largest_task_definition_fits_ecs_limit` measures it: with a bundle of
-this size it is about 1.1 KiB under the limit after the resolution margin). Each module is
-compressed on its own in the zip: splitting one costs about 1 KB of base64."""
+this size it is about 1 KiB under the limit after the resolution margin)."""
 ECS_TASK_DEFINITION_LIMIT = 64 * 1024
 RESOLUTION_MARGIN = 8 * 1024
 """The template holds `Ref`s and `Fn::Join`s where ECS receives ARNs and URLs: a few dozen
@@ -26,7 +24,7 @@ values, each at most about 150 characters longer once resolved."""
 
 
 def _zip() -> zipfile.ZipFile:
-    return zipfile.ZipFile(io.BytesIO(base64.b64decode(runtime_bundle_b64())))
+    return zipfile.ZipFile(io.BytesIO(runtime_bundle.decode_bundle(runtime_bundle_b64())))
 
 
 def test_bundle_holds_the_runtime_package_and_a_main() -> None:
@@ -59,7 +57,7 @@ def test_bundle_stays_small() -> None:
 
 def test_bundle_runs_and_reports_a_configuration_error(tmp_path: Path) -> None:
     pyz = tmp_path / "runtime.pyz"
-    pyz.write_bytes(base64.b64decode(runtime_bundle_b64()))
+    pyz.write_bytes(runtime_bundle.decode_bundle(runtime_bundle_b64()))
 
     result = subprocess.run(
         [sys.executable, str(pyz)],

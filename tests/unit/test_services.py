@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,8 +128,59 @@ def test_services_init_container_writes_the_runtime_and_exits(default_template) 
     assert runtime["Command"] == RUNTIME_INSTALL_COMMAND
     assert len(env_of(runtime)["OPENMWAA_RUNTIME"]) > 1000
     assert runtime["MountPoints"] == [
-        {"ContainerPath": "/opt/openmwaa", "SourceVolume": "openmwaa-runtime", "ReadOnly": False}
+        {"ContainerPath": "/opt/openmwaa", "SourceVolume": "openmwaa-runtime", "ReadOnly": False},
+        {"ContainerPath": "/usr/local/airflow", "SourceVolume": "mwaa-home", "ReadOnly": False},
+        {"ContainerPath": "/opt/airflow/sync", "SourceVolume": "airflow-sync", "ReadOnly": True},
     ]
+
+
+def _remapped(script: str, paths: dict[str, Path]) -> str:
+    for container_path, local in paths.items():
+        script = script.replace(f"'{container_path}", f"'{local}")
+    return script
+
+
+def test_services_init_script_writes_the_runtime_and_mwaa_links(
+    default_template, tmp_path: Path
+) -> None:
+    runtime = container(default_template, "openmwaa-runtime")
+    [program] = [arg for arg in runtime["Command"] if "import" in arg]
+    paths = {
+        "/opt/openmwaa": tmp_path / "runtime",
+        "/usr/local/airflow": tmp_path / "home",
+        "/opt/airflow/sync": tmp_path / "sync",
+    }
+    for local in paths.values():
+        local.mkdir()
+    (tmp_path / "sync" / "dags").mkdir()
+    (tmp_path / "sync" / "dags" / "a.py").write_text("dag = 1\n")
+    (tmp_path / "sync" / "startup.sh").write_text("export A=1\n")
+    env = {"OPENMWAA_RUNTIME": env_of(runtime)["OPENMWAA_RUNTIME"], "PATH": "/usr/bin:/bin"}
+
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", _remapped(program, paths)], env=env, check=True)
+
+    pyz = tmp_path / "runtime" / "runtime.pyz"
+    assert zipfile.is_zipfile(pyz)
+    assert not (tmp_path / "runtime" / "runtime.pyz.tmp").exists()
+    home = tmp_path / "home"
+    assert (home / "dags" / "a.py").read_text() == "dag = 1\n"
+    assert (home / "startup" / "startup.sh").read_text() == "export A=1\n"
+    assert os.readlink(home / "plugins") == str(tmp_path / "sync" / "plugins")
+    assert os.readlink(home / "requirements" / "requirements.txt") == str(
+        tmp_path / "sync" / "requirements.txt"
+    )
+    for folder in (home, home / "requirements", home / "startup"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o775, folder
+
+
+def test_services_airflow_containers_mount_mwaa_home_writable(default_template) -> None:
+    for name in COMPONENT_SIZES:
+        assert {
+            "ContainerPath": "/usr/local/airflow",
+            "SourceVolume": "mwaa-home",
+            "ReadOnly": False,
+        } in container(default_template, name)["MountPoints"]
 
 
 def test_services_mount_efs_read_only_over_tls_with_iam(default_template) -> None:

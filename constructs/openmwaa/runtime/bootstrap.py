@@ -4,9 +4,12 @@ The container command unpacks this package from ``$OPENMWAA_RUNTIME`` and runs i
 image's Python. In order, each step with a hard limit (as MWAA):
 
 1. configure Airflow from the ECS secrets and variables (:mod:`.config`); fatal if incomplete;
+   add what MWAA gives DAGs (:mod:`.mwaa_conventions`): its variables, and the image's
+   ``$AIRFLOW_HOME/dags`` and ``/plugins`` as links into the sync root;
 2. scheduler and worker: make sure kombu can reach SQS (pycurl, only for kombu < 5.5);
 3. ``startup.sh`` from the sync root, sourced in bash with ``MWAA_AIRFLOW_COMPONENT`` set,
-   5 minutes at most; the variables it exports reach Airflow unless protected;
+   5 minutes at most; the variables it exports reach Airflow unless MWAA reserves them or
+   they are protected options;
 4. ``requirements.txt`` from the sync root: the folder the one-shot requirements build made
    for it (``.openmwaa/requirements/<key>``, see :func:`requirements_key`) goes first on
    ``PYTHONPATH`` and ``PATH``; while that build runs, or if it failed, they are pip-installed
@@ -54,6 +57,7 @@ from .contracts import (
     STARTUP_SCRIPT_KEY,
     WORKER,
 )
+from .mwaa_conventions import link_airflow_home, mwaa_variables
 from .requirements import build_requirements, install_requirements
 from .startup_steps import (
     FatalError,
@@ -109,6 +113,8 @@ def prepare(
     if settings.component == API_SERVER and admin_secret:
         admin = config.parse_admin_secret(admin_secret)
     airflow_env = config.airflow_environment(env, settings.major)
+    airflow_env.update(mwaa_variables(env, settings.airflow_version))
+    link_airflow_home(airflow_env, settings.sync_root)
     preload = ld_preload(airflow_env, platform.machine(), os.path.exists)
     if preload:
         airflow_env["LD_PRELOAD"] = preload
@@ -200,6 +206,7 @@ def airflow_cli(
     if not installed_airflow:
         raise ConfigError("Apache Airflow is not installed in this Python")
     airflow_env = config.airflow_environment(env, config.airflow_major(installed_airflow))
+    airflow_env.update(mwaa_variables(env, installed_airflow))
     execvpe("airflow", ["airflow", *args], airflow_env)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from . import contracts
+from . import contracts, mwaa_conventions
 from .contracts import API_SERVER, DAG_PROCESSOR, EXECUTION_API, SCHEDULER, TRIGGERER, WORKER
 
 # Kept importable from here for the construct, which is moving to .contracts.
@@ -303,8 +303,8 @@ def filter_startup_exports(
     """What a sourced startup.sh may change in the environment.
 
     Returns ``(changes, removed, rejected)``: variables it added or changed, variables it
-    unset, and the names it may not touch (protected Airflow options, ``OPENMWAA_*``,
-    ``MWAA_*`` and ``AIRFLOW_HOME``), which are ignored.
+    unset, and the names it may not touch (protected Airflow options, and the names MWAA
+    reserves: :func:`.mwaa_conventions.is_reserved`), which are ignored.
     """
     changes: dict[str, str] = {}
     removed: list[str] = []
@@ -326,12 +326,7 @@ _SHELL_NOISE = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"
 
 
 def _reserved(name: str) -> bool:
-    upper = name.upper()
-    return (
-        upper.startswith(("OPENMWAA_", "MWAA_"))
-        or upper == "AIRFLOW_HOME"
-        or is_protected_option(name)
-    )
+    return mwaa_conventions.is_reserved(name) or is_protected_option(name)
 
 
 def airflow_command(component: str, major: int, api_port: str, worker_queue: str = "") -> list[str]:

@@ -58,6 +58,24 @@ PLUGINS_KEY = "plugins.zip"
 REQUIREMENTS_KEY = "requirements.txt"
 STARTUP_SCRIPT_KEY = "startup.sh"
 
+PLUGINS_DIR = "plugins"
+"""The extracted plugins.zip on the sync root (a link the DAG sync swaps per version)."""
+
+# MWAA's file layout (its AIRFLOW_HOME), which DAGs written for MWAA name literally: each path
+# under MWAA_HOME is a symbolic link into the sync root, made by the init container in a task
+# volume mounted there (see task_definitions.py); the runtime links the image's own
+# ``$AIRFLOW_HOME/dags`` and ``$AIRFLOW_HOME/plugins`` the same way.
+MWAA_HOME = "/usr/local/airflow"
+MWAA_HOME_LINKS = (
+    ("dags", DAGS_PREFIX.rstrip("/")),
+    ("plugins", PLUGINS_DIR),
+    ("requirements/requirements.txt", REQUIREMENTS_KEY),
+    ("startup/startup.sh", STARTUP_SCRIPT_KEY),
+)
+"""``(path under MWAA_HOME, path under the sync root)`` of each link."""
+AIRFLOW_HOME_LINKS = MWAA_HOME_LINKS[:2]
+"""The links the runtime makes in the image's ``$AIRFLOW_HOME`` (``/opt/airflow``)."""
+
 # The one-shot requirements build (an ECS task the DAG sync Lambda starts) and its files on
 # the sync root, which the Lambda reads and every container uses.
 BUILD_REQUIREMENTS = "build-requirements"

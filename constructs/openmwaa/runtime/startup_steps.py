@@ -156,7 +156,7 @@ def run_startup_script(path: str, env: Mapping[str, str], component: str) -> dic
     if not os.path.isfile(path):
         LOG.info("no startup script at %s", path)
         return dict(env)
-    script_env = {**env, "MWAA_AIRFLOW_COMPONENT": component}
+    script_env = {"MWAA_AIRFLOW_COMPONENT": component, **env}
     fd, dump = tempfile.mkstemp(prefix="openmwaa-env-")
     os.close(fd)
     try:
