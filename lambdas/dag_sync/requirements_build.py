@@ -1,9 +1,11 @@
 """When to start the one-shot requirements build, and whether the current one failed.
 
 The build (the runtime's bootstrap in the ``build-requirements`` role, an ECS task of the
-Airflow image) installs requirements.txt once into ``.openmwaa/requirements/<key>/`` on EFS,
-so containers start without pip. This module decides, from the files on EFS, whether the
-current key needs a build; the handler starts it (``ecs:RunTask``) before the services roll
+Airflow image) installs the effective requirements (requirements.txt, plus the AWS CLI unless
+it names it: :func:`effective_requirements`) once into ``.openmwaa/requirements/<key>/`` on
+EFS, so containers start without pip. Every environment has a key, with or without
+requirements.txt. This module decides, from the files on EFS, whether the current key needs
+a build; the handler starts it (``ecs:RunTask``) before the services roll
 and at every reconcile, and reports ``RequirementsBuildFailed``.
 
 Files under ``<mount>/.openmwaa/requirements/`` (the build writes the first two):
@@ -23,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,8 +37,11 @@ logger = logging.getLogger("dag_sync")
 BUILDS_DIR = contracts.REQUIREMENTS_BUILDS_DIR
 BUILD_MARKER = contracts.REQUIREMENTS_BUILD_MARKER
 KEY_VARIABLES = contracts.REQUIREMENTS_KEY_VARIABLES
-"""The build key's inputs besides requirements.txt, read from the environment (the
+"""The build key's inputs besides the requirements, read from the environment (the
 construct gives this function and the Airflow containers the same values)."""
+AWS_CLI = "awscli"
+"""The AWS CLI's project on PyPI, added to every environment's requirements (as the runtime's
+``requirements.AWS_CLI``)."""
 BUILD_STALE_SECONDS = 45 * 60
 """A requested build with no result after this long is taken as failed: the runtime's build
 limit (30 minutes) plus the task's start."""
@@ -56,8 +62,34 @@ def requirements_are_empty(text: str) -> bool:
     return all(not line.strip() or line.strip().startswith("#") for line in text.splitlines())
 
 
+def project_names(text: str) -> set[str]:
+    """Same as the runtime's ``requirements.project_names`` (a unit test keeps them equal):
+    the PEP 503 names of the projects a requirements file names on its own lines."""
+    names: set[str] = set()
+    for line in text.replace("\\\n", "").splitlines():
+        line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
+        match = re.match(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", line)
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group()).lower())
+    return names
+
+
+def effective_requirements(requirements: bytes | None) -> bytes:
+    """Same as the runtime's ``requirements.effective_requirements`` (a unit test keeps them
+    equal): requirements.txt's bytes (nothing when missing or without a requirement), ending
+    with a newline, then ``awscli`` unless the file names that project."""
+    text = requirements or b""
+    if requirements_are_empty(text.decode("utf-8", "replace")):
+        text = b""
+    elif not text.endswith(b"\n"):
+        text += b"\n"
+    if AWS_CLI in project_names(text.decode("utf-8", "replace")):
+        return text
+    return text + f"{AWS_CLI}\n".encode()
+
+
 class Action(enum.Enum):
-    NOTHING = "nothing"  # no requirements, or the build is complete
+    NOTHING = "nothing"  # the build is complete
     WAIT = "wait"  # a build is running, or the failed one is retried later
     START = "start"
 
@@ -154,7 +186,7 @@ class TaskRunner(Protocol):
 class BuildCheck:
     """The outcome of one check, for the log and the metric."""
 
-    key: str | None
+    key: str
     decision: Decision | None
     started: str | None = None
     error: str | None = None
@@ -165,8 +197,8 @@ class BuildCheck:
 
 
 class RequirementsBuilds:
-    """Starts the build of the current requirements when it is needed (at most once per
-    invocation)."""
+    """Starts the build of the current effective requirements when it is needed (at most
+    once per invocation; without requirements.txt too: the build installs the AWS CLI)."""
 
     def __init__(
         self,
@@ -186,11 +218,7 @@ class RequirementsBuilds:
         for ECS: a build that cannot start is logged and tried again at the next check."""
         if self.last is not None and self.last.started:
             return self.last
-        data = self.files.requirements()
-        if data is None:
-            self.last = BuildCheck(None, None)
-            return self.last
-        key = requirements_key(data, self.env)
+        key = requirements_key(effective_requirements(self.files.requirements()), self.env)
         decision = decide(self.files.status(key), self.now())
         check = BuildCheck(key, decision)
         self.last = check

@@ -1,5 +1,7 @@
 """The DAG sync starts the requirements build (ecs:RunTask) before it rolls the services and
-at reconcile while the current key has no complete build, and reports a failed build."""
+at reconcile while the current key has no complete build, and reports a failed build. Every
+environment has a key: the effective requirements are requirements.txt's and the AWS CLI, so
+an environment without requirements.txt gets one build too (the AWS CLI alone)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from dag_sync.requirements_build import (
     BuildStatus,
     RequirementsBuilds,
     decide,
+    effective_requirements,
     requirements_key,
 )
 from tests.lambdas.dag_sync_fixtures import RecordingEcs, SyncEnv, mocked_aws, s3_event
@@ -81,8 +84,13 @@ def build_metric(env: SyncEnv) -> int:
     return value
 
 
-def complete(env: SyncEnv, data: bytes) -> None:
-    folder = builds(env) / requirements_key(data, KEY_INPUTS)
+def key_of(requirements: bytes | None) -> str:
+    """The build key of a requirements.txt (None: no file)."""
+    return requirements_key(effective_requirements(requirements), KEY_INPUTS)
+
+
+def complete(env: SyncEnv, data: bytes | None) -> None:
+    folder = builds(env) / key_of(data)
     folder.mkdir(parents=True)
     (folder / BUILD_MARKER).write_text("{}")
 
@@ -135,18 +143,43 @@ def test_check_starts_a_build_once_and_marks_it_requested(tmp_path: Path) -> Non
     assert runner.runs == 1
     assert first.started == TASK_ARN and first.failed == 0
     assert second.decision is not None and second.decision.action is Action.WAIT
-    key = requirements_key(b"emoji\n", KEY_INPUTS)
+    key = key_of(b"emoji\n")
+    assert first.key == key
     marker = json.loads((tmp_path / BUILDS_DIR / f"{key}.requested").read_text())
     assert marker == {"at": NOW, "task": TASK_ARN}
 
 
-def test_check_without_requirements_starts_nothing(tmp_path: Path) -> None:
-    (tmp_path / "requirements.txt").write_bytes(b"# none\n")
+@pytest.mark.parametrize("text", [None, b"", b"# none\n"])
+def test_check_without_requirements_builds_the_aws_cli(tmp_path: Path, text: bytes | None) -> None:
+    if text is not None:
+        (tmp_path / "requirements.txt").write_bytes(text)
     runner = Runner()
 
     check = checker(tmp_path, runner).ensure()
 
-    assert runner.runs == 0 and check.key is None and check.failed == 0
+    assert runner.runs == 1 and check.failed == 0
+    assert check.key == key_of(None) == requirements_key(b"awscli\n", KEY_INPUTS)
+    assert (tmp_path / BUILDS_DIR / f"{check.key}.requested").is_file()
+
+
+def test_check_with_the_aws_cli_build_complete_starts_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / BUILDS_DIR / key_of(None)
+    folder.mkdir(parents=True)
+    (folder / BUILD_MARKER).write_text("{}")
+    runner = Runner()
+
+    check = checker(tmp_path, runner).ensure()
+
+    assert runner.runs == 0
+    assert check.decision is not None and check.decision.action is Action.NOTHING
+
+
+def test_check_keys_the_users_awscli_pin_without_a_second_one(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_bytes(b"emoji\nAWSCLI==1.40.0")
+
+    check = checker(tmp_path, Runner()).ensure()
+
+    assert check.key == requirements_key(b"emoji\nAWSCLI==1.40.0\n", KEY_INPUTS)
 
 
 def test_check_ignores_a_symlinked_requirements_file(tmp_path: Path) -> None:
@@ -154,8 +187,8 @@ def test_check_ignores_a_symlinked_requirements_file(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").symlink_to(tmp_path / "elsewhere.txt")
     runner = Runner()
 
-    assert checker(tmp_path, runner).ensure().key is None
-    assert runner.runs == 0
+    # the link is not followed: the file counts as missing (the AWS CLI alone)
+    assert checker(tmp_path, runner).ensure().key == key_of(None)
 
 
 def test_check_that_cannot_start_the_task_logs_and_retries_next_time(
@@ -207,6 +240,25 @@ def test_reconcile_starts_the_build_when_the_current_key_has_none(env: SyncEnv) 
     assert env.ecs.order.count("run_task") == 1
 
 
+def test_reconcile_without_requirements_starts_the_aws_cli_build(env: SyncEnv) -> None:
+    env.reconcile(**build_config())
+
+    assert env.ecs.order.count("run_task") == 1
+    assert (builds(env) / f"{key_of(None)}.requested").is_file()
+    assert build_metric(env) == 0
+
+
+def test_dag_change_without_requirements_starts_the_aws_cli_build_once(env: SyncEnv) -> None:
+    env.run(s3_event(env.put("dags/a.py", b"x = 1\n")), **build_config())
+    assert env.ecs.order.count("run_task") == 1
+    complete(env, None)
+    env.ecs.order.clear()
+
+    env.run(s3_event(env.put("dags/b.py", b"y = 2\n")), **build_config())
+
+    assert "run_task" not in env.ecs.order
+
+
 def test_reconcile_with_a_complete_build_starts_nothing(env: SyncEnv) -> None:
     env.put("requirements.txt", b"emoji\n")
     env.reconcile(**build_config())
@@ -224,7 +276,7 @@ def test_failed_build_is_reported_and_not_restarted_at_once(env: SyncEnv) -> Non
     env.put("requirements.txt", b"emoji\n")
     env.clock = NOW
     env.reconcile(**build_config())
-    key = requirements_key(b"emoji\n", KEY_INPUTS)
+    key = key_of(b"emoji\n")
     (builds(env) / f"{key}.failed").write_text(json.dumps({"at": NOW + 300, "error": "pip"}))
     env.ecs.order.clear()
     env.emitted.clear()

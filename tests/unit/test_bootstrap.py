@@ -112,7 +112,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     monkeypatch.setattr(startup_steps.time, "sleep", lambda _s: None)
     # the metadata database the scheduler's upgrade gate reads: none alive, at the old head
     database = FakeDatabase([([(OLD_HEAD,)], [])])
-    database.probe = lambda: f"{len(calls.read_text().splitlines())} airflow calls"
+    database.probe = lambda: f"{len(calls_of(calls))} airflow calls"
     connected: list[dict[str, str]] = []
 
     def connector(airflow_env: dict[str, str]) -> Any:
@@ -134,8 +134,20 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     }
 
 
+AWS_CLI_AT_START = (
+    "python -m pip install --no-input --disable-pip-version-check --no-warn-script-location awscli"
+)
+"""The install at start of the AWS CLI alone (no requirements.txt, no prebuilt folder)."""
+
+
+def calls_of(path: Path) -> list[str]:
+    """The fakes' calls, without the AWS CLI's install at start (every start of a sandbox
+    without requirements.txt makes it; test_requirements_build.py tests it)."""
+    return [c for c in path.read_text().splitlines() if c != AWS_CLI_AT_START]
+
+
 def calls(sandbox: dict[str, Any]) -> list[str]:
-    return sandbox["calls"].read_text().splitlines()
+    return calls_of(sandbox["calls"])
 
 
 def start(sandbox: dict[str, Any], component: str, **env: str) -> ExecCalledError:
@@ -384,6 +396,28 @@ def test_startup_script_exports_reach_airflow_except_protected_ones(
     assert "AIRFLOW__CORE__LOAD_EXAMPLES" not in result.env
 
 
+def test_airflow_processes_get_what_mwaa_gives_dags(sandbox: dict[str, Any]) -> None:
+    home = sandbox["tmp"] / "opt-airflow"
+    (home / "dags").mkdir(parents=True)
+    (sandbox["sync"] / "startup.sh").write_text(
+        'echo "startup $MWAA_AIRFLOW_COMPONENT $AIRFLOW_ENV_NAME" >> "$FAKE_CALLS"\n'
+        "export MWAA_MY_FLAG=on\n"
+        "export AIRFLOW_ENV_NAME=renamed\n"
+    )
+
+    result = start(
+        sandbox, "api-server", OPENMWAA_ENVIRONMENT_NAME="prod-etl", AIRFLOW_HOME=str(home)
+    )
+
+    assert calls(sandbox)[0] == "startup webserver prod-etl"
+    assert result.env["MWAA_AIRFLOW_COMPONENT"] == "webserver"
+    assert result.env["AIRFLOW_ENV_NAME"] == "prod-etl"
+    assert result.env["MWAA_MY_FLAG"] == "on"
+    assert result.env["AIRFLOW_CONN_AWS_DEFAULT"] == "aws://"
+    assert result.env["AIRFLOW_VERSION"] == "3.3.2"
+    assert os.readlink(home / "dags") == str(sandbox["sync"] / "dags")
+
+
 def test_startup_script_may_end_with_exit_0(sandbox: dict[str, Any]) -> None:
     (sandbox["sync"] / "startup.sh").write_text("export STARTUP_SH_MARK=yes\nset -- x y\nexit 0\n")
 
@@ -436,12 +470,12 @@ def test_requirements_with_their_own_constraints_get_no_others(sandbox: dict[str
     assert "-c" not in calls(sandbox)[0].split()
 
 
-def test_empty_requirements_install_nothing(sandbox: dict[str, Any]) -> None:
+def test_empty_requirements_install_only_the_aws_cli(sandbox: dict[str, Any]) -> None:
     (sandbox["sync"] / "requirements.txt").write_text("# nothing yet\n")
 
     start(sandbox, "scheduler")
 
-    assert calls(sandbox) == [CHECK_AT_ONCE]
+    assert sandbox["calls"].read_text().splitlines() == [AWS_CLI_AT_START, CHECK_AT_ONCE]
 
 
 def test_failed_requirements_are_not_fatal(
@@ -531,8 +565,9 @@ def test_worker_forwards_sigterm_to_celery_only_and_returns_its_code(
     sandbox: dict[str, Any],
 ) -> None:
     (sandbox["sync"] / "startup.sh").write_text(
-        "export STARTUP_SH_MARK=worker-mark\nexport PYTHONPATH=/user/lib\n"
+        "export STARTUP_SH_MARK=worker-mark\nexport PYTHONPATH=/startup/lib\n"
     )
+    sandbox["env"]["PYTHONPATH"] = "/user/lib"
     started = Path(str(sandbox["calls"]) + ".worker")
     seen: dict[str, Any] = {}
 

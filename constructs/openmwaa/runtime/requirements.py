@@ -1,14 +1,18 @@
 """The user's ``requirements.txt``: the prebuilt folder, the install at start, the one-shot build.
 
-A container uses the folder the one-shot requirements build made for the file's key
-(``.openmwaa/requirements/<key>`` on the sync root, see :func:`requirements_key`): first on
-``PYTHONPATH`` and ``PATH``, no pip. While that build runs, or if it failed, it pip-installs
-the file into the image's environment with the running Airflow's constraints, 9 minutes at
-most (:func:`install_requirements`; a failure is logged, not fatal).
+What is installed are the *effective* requirements (:func:`effective_requirements`): the
+file's, plus the AWS CLI (``awscli``, v1 from PyPI) unless the file names it, since MWAA's
+image has ``aws`` on ``PATH`` and the stock apache/airflow image does not. A container uses
+the folder the one-shot requirements build made for their key (``.openmwaa/requirements/<key>``
+on the sync root, see :func:`requirements_key`): first on ``PYTHONPATH`` and ``PATH`` (so
+``aws`` is its ``bin/aws``), no pip. While that build runs, or if it failed, it pip-installs
+them into the image's environment with the running Airflow's constraints, 9 minutes at most
+(:func:`install_requirements`; a failure is logged, not fatal).
 
 The build (:func:`build_requirements`, ``OPENMWAA_COMPONENT=build-requirements``) sources
 startup.sh, then runs ``pip install --prefix`` into a temporary folder on the sync root,
-renamed to its key's folder with a complete marker inside. Standard library only.
+renamed to its key's folder with a complete marker inside. If only the implicit AWS CLI
+cannot be installed, both install without it and say so. Standard library only.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -35,11 +40,49 @@ LOG = logging.getLogger("openmwaa.bootstrap")
 REQUIREMENTS_TIMEOUT = 9 * 60
 BUILD_TIMEOUT = 30 * 60
 KEEP_BUILDS = 3
+AWS_CLI = "awscli"
+"""The AWS CLI's project on PyPI (v1): added to every environment's requirements."""
+
+
+def project_names(text: str) -> set[str]:
+    """The projects a requirements file names on its own lines, normalised as PEP 503 does
+    (``AWS_CLI`` and ``awscli`` are one project, ``aws-cli`` another). Comments, blank lines
+    and options (``-r``, ``-c``, ``-e``, ``--index-url``...) name none; files a ``-r`` line
+    includes are not read."""
+    names: set[str] = set()
+    for line in text.replace("\\\n", "").splitlines():
+        line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
+        match = re.match(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", line)
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group()).lower())
+    return names
+
+
+def effective_requirements(requirements: bytes | None) -> bytes:
+    """What is installed and keyed: requirements.txt's bytes (nothing when it is missing or
+    has no requirement), ending with a newline, then ``awscli`` on a line of its own unless
+    the file names that project (any specifier: the user's pin wins). The DAG sync Lambda has
+    the same function (``lambdas/dag_sync/requirements_build.py``; a unit test keeps them
+    equal)."""
+    text = requirements or b""
+    if config.requirements_are_empty(text.decode("utf-8", "replace")):
+        text = b""
+    elif not text.endswith(b"\n"):
+        text += b"\n"
+    if AWS_CLI in project_names(text.decode("utf-8", "replace")):
+        return text
+    return text + f"{AWS_CLI}\n".encode()
+
+
+def adds_aws_cli(requirements: bytes | None) -> bool:
+    """True if :func:`effective_requirements` adds the AWS CLI to these requirements."""
+    return AWS_CLI not in project_names((requirements or b"").decode("utf-8", "replace"))
 
 
 def requirements_key(requirements: bytes, env: Mapping[str, str]) -> str:
-    """The key of a requirements build: SHA-256 of requirements.txt's bytes, the image's
-    Airflow and Python versions and the constraints setting (:data:`KEY_VARIABLES`; unset
+    """The key of a requirements build: SHA-256 of ``requirements`` (the effective
+    requirements' bytes, :func:`effective_requirements`), the image's Airflow and Python
+    versions and the constraints setting (:data:`KEY_VARIABLES`; unset
     ``OPENMWAA_CONSTRAINTS_URL`` means the default sources). The DAG sync Lambda computes the
     same key (``lambdas/dag_sync/requirements_build.py``; a unit test keeps them equal)."""
     inputs: dict[str, str | None] = {name: env.get(name) for name in KEY_VARIABLES}
@@ -111,44 +154,100 @@ def read_requirements(path: str) -> bytes | None:
     return data
 
 
+def report_aws_cli(env: Mapping[str, str], why: str = "") -> None:
+    """Log where ``aws`` is on the ``PATH`` Airflow runs with, or that it is missing."""
+    found = shutil.which("aws", path=env.get("PATH", os.defpath))
+    if found:
+        LOG.info("the AWS CLI is on PATH: %s", found)
+    else:
+        LOG.warning("the AWS CLI (aws) is not on PATH%s", f": {why}" if why else "")
+
+
+def install_here(
+    path: str, data: bytes | None, env: Mapping[str, str], settings: Settings, python: str
+) -> str:
+    """pip-install the effective requirements into the image's environment: ``-r path``
+    (when it has a requirement) and ``awscli`` (unless it names it), 9 minutes at most. If
+    that fails and the AWS CLI was added, the file's requirements alone are tried again
+    with the time left: the AWS CLI is never why they are missing. Returns why ``aws`` may
+    be missing ("" if pip succeeded)."""
+    args = ["-r", path] if data is not None else []
+    cli = [AWS_CLI] if adds_aws_cli(data) else []
+    own = data is not None and config.requirements_have_constraints(data.decode("utf-8", "replace"))
+    if data is not None:
+        LOG.info(
+            "installing requirements from %s%s (limit %d s)",
+            path,
+            " and the AWS CLI (awscli)" if cli else "",
+            REQUIREMENTS_TIMEOUT,
+        )
+    else:
+        LOG.info("installing the AWS CLI (awscli) (limit %d s)", REQUIREMENTS_TIMEOUT)
+    started = time.monotonic()
+    code = pip_install(
+        [*args, *cli], env, settings, REQUIREMENTS_TIMEOUT, python, constrained=not own
+    )
+    if code == 0:
+        LOG.info("requirements installed")
+        return ""
+    if cli and code is not None:
+        error = (
+            f"the AWS CLI (awscli, added by openmwaa) could not be installed (pip {outcome(code)})"
+        )
+        LOG.error(
+            "requirements: %s; aws will not be on PATH. Name awscli in requirements.txt with a "
+            "version that installs",
+            error,
+        )
+        if not args:
+            return error
+        left = REQUIREMENTS_TIMEOUT - (time.monotonic() - started)
+        LOG.warning("installing requirements from %s again without the AWS CLI", path)
+        code = (
+            pip_install(args, env, settings, left, python, constrained=not own)
+            if left >= 1
+            else None
+        )
+        if code == 0:
+            LOG.info("requirements installed, without the AWS CLI")
+            return error
+    if code is None:
+        LOG.error(
+            "requirements install killed after %d s; continuing without", REQUIREMENTS_TIMEOUT
+        )
+    else:
+        LOG.error(
+            "requirements install failed (exit %d); continuing without them. A requirement "
+            "may conflict with the packages Airflow runs on: check requirements.txt",
+            code,
+        )
+    return f"its install failed (pip {outcome(code)})"
+
+
 def install_requirements(
     path: str, env: Mapping[str, str], settings: Settings, python: str
 ) -> dict[str, str]:
     """Use the requirements build's folder if it is complete for this container; else
-    pip-install requirements.txt here (9 minutes at most; failure logged, not fatal).
-    Returns ``env`` as Airflow should run with it."""
+    pip-install the effective requirements here (:func:`install_here`: 9 minutes at most;
+    failure logged, not fatal). Returns ``env`` as Airflow should run with it."""
     data = read_requirements(path)
-    if data is None:
-        return dict(env)
-    key = requirements_key(data, env)
+    key = requirements_key(effective_requirements(data), env)
     builds = os.path.join(settings.sync_root, BUILDS_DIR)
     state, detail = build_state(builds, key, settings.python_version, settings.airflow_version)
     if state == "use":
         LOG.info("requirements: using the prebuilt folder %s, no pip install", detail)
-        return with_build(env, detail, settings.python_version)
+        result = with_build(env, detail, settings.python_version)
+        marker = read_json(os.path.join(detail, BUILD_MARKER)) or {}
+        report_aws_cli(result, str(marker.get("aws_cli_error", "")))
+        return result
     reason = {"missing": "not built yet", "failed": f"its build failed: {detail}"}
     LOG.warning(
         "requirements: no prebuilt folder for key %s (%s): installing them here",
         key,
         reason.get(state, detail),
     )
-    own = config.requirements_have_constraints(data.decode("utf-8", "replace"))
-    LOG.info("installing requirements from %s (limit %d s)", path, REQUIREMENTS_TIMEOUT)
-    code = pip_install(
-        ["-r", path], env, settings, REQUIREMENTS_TIMEOUT, python, constrained=not own
-    )
-    if code is None:
-        LOG.error(
-            "requirements install killed after %d s; continuing without", REQUIREMENTS_TIMEOUT
-        )
-    elif code != 0:
-        LOG.error(
-            "requirements install failed (exit %d); continuing without them. A requirement "
-            "may conflict with the packages Airflow runs on: check requirements.txt",
-            code,
-        )
-    else:
-        LOG.info("requirements installed")
+    why = install_here(path, data, env, settings, python)
+    report_aws_cli(env, why)
     return dict(env)
 
 
@@ -179,22 +278,52 @@ def prune_builds(builds: str, current: str, now: float) -> None:
         shutil.rmtree(os.path.join(builds, name), ignore_errors=True)
 
 
+def build_into(
+    builds: str,
+    key: str,
+    requirements: bytes,
+    env: Mapping[str, str],
+    settings: Settings,
+    python: str,
+    timeout: float,
+) -> tuple[str, int | None]:
+    """``pip install --prefix`` of ``requirements`` into a new temporary folder of ``builds``
+    (with a snapshot of them, ``requirements.txt``). Returns the folder and pip's exit code
+    (0 with no pip run when ``requirements`` names nothing; None if killed)."""
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=builds)
+    snapshot = os.path.join(tmp, REQUIREMENTS_KEY)  # what this folder installed
+    with open(snapshot, "wb") as f:
+        f.write(requirements)
+    text = requirements.decode("utf-8", "replace")
+    if config.requirements_are_empty(text):
+        return tmp, 0
+    if timeout < 1:
+        return tmp, None
+    own = config.requirements_have_constraints(text)
+    code = pip_install(
+        ["--prefix", tmp, "-r", snapshot], env, settings, timeout, python, constrained=not own
+    )
+    return tmp, code
+
+
 def build_requirements(
     env: Mapping[str, str], settings: Settings, python: str, now: Callable[[], float] = time.time
 ) -> int:
-    """The one-shot requirements build: install requirements.txt once, for every container.
+    """The one-shot requirements build: install the effective requirements (requirements.txt
+    and the AWS CLI, :func:`effective_requirements`) once, for every container.
 
     startup.sh runs first (as for a worker: its exports, such as pip's index, apply), then
     ``pip install --prefix`` with the containers' constraints into a temporary folder of
     ``<sync root>/.openmwaa/requirements/``, which gets a complete marker and is renamed to
-    the key's folder: containers see all of it or nothing. A failure writes ``<key>.failed``
-    (containers then install at start, the DAG sync reports it) and touches no other build.
-    Returns 0 when the key's folder is complete (or there is nothing to build), 1 if not.
+    the key's folder: containers see all of it or nothing. If that pip fails (not killed) and
+    the AWS CLI was added, requirements.txt alone is built in a new folder with the time
+    left: then the build is complete without ``aws`` (its marker and log say why). A failure
+    writes ``<key>.failed`` (containers then install at start, the DAG sync reports it) and
+    touches no other build. Returns 0 when the key's folder is complete, 1 if not.
     """
     data = read_requirements(os.path.join(settings.sync_root, REQUIREMENTS_KEY))
-    if data is None:
-        return 0
-    key = requirements_key(data, env)
+    effective = effective_requirements(data)
+    key = requirements_key(effective, env)
     builds = os.path.join(settings.sync_root, BUILDS_DIR)
     os.makedirs(builds, exist_ok=True)
     prune_builds(builds, key, now())
@@ -207,23 +336,36 @@ def build_requirements(
     )
     build_env["PIP_USER"] = "false"  # the stock image's PIP_USER=true refuses --prefix
     started = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=builds)
-    snapshot = os.path.join(tmp, REQUIREMENTS_KEY)  # the bytes the key was computed from
-    with open(snapshot, "wb") as f:
-        f.write(data)
-    own = config.requirements_have_constraints(data.decode("utf-8", "replace"))
-    LOG.info("building requirements %s (limit %d s)", key, BUILD_TIMEOUT)
-    code = pip_install(
-        ["--prefix", tmp, "-r", snapshot],
-        build_env,
-        settings,
+    cli = adds_aws_cli(data)
+    LOG.info(
+        "building requirements %s%s (limit %d s)",
+        key,
+        " with the AWS CLI (awscli)" if cli else "",
         BUILD_TIMEOUT,
-        python,
-        constrained=not own,
     )
+    tmp, code = build_into(builds, key, effective, build_env, settings, python, BUILD_TIMEOUT)
+    cli_error = ""
+    if cli and code is not None and code != 0:
+        cli_error = (
+            f"the AWS CLI (awscli, added by openmwaa) could not be installed (pip {outcome(code)})"
+        )
+        LOG.error(
+            "requirements build %s: %s: building requirements.txt again without it", key, cli_error
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+        left = BUILD_TIMEOUT - (time.monotonic() - started)
+        user = effective.removesuffix(f"{AWS_CLI}\n".encode())  # requirements.txt
+        tmp, code = build_into(builds, key, user, build_env, settings, python, left)
     final = os.path.join(builds, key)
     if code == 0:
-        marker = {"key": key, "python": versions[0], "airflow": versions[1], "at": now()}
+        marker: dict[str, object] = {
+            "key": key,
+            "python": versions[0],
+            "airflow": versions[1],
+            "at": now(),
+        }
+        if cli_error:
+            marker["aws_cli_error"] = cli_error
         write_json(os.path.join(tmp, BUILD_MARKER), marker)
         with contextlib.suppress(OSError):
             os.rename(tmp, final)
@@ -233,6 +375,13 @@ def build_requirements(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(builds, f"{key}.failed"))
         LOG.info("requirements build %s complete in %.0f s", key, time.monotonic() - started)
+        if cli_error:
+            LOG.error(
+                "requirements build %s is complete WITHOUT the AWS CLI: %s; aws is not on the "
+                "containers' PATH. Name awscli in requirements.txt with a version that installs",
+                key,
+                cli_error,
+            )
         return 0
     error = f"pip {outcome(code)}" if code != 0 else f"cannot install {final}: {detail}"
     write_json(os.path.join(builds, f"{key}.failed"), {"key": key, "error": error, "at": now()})
