@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import random
 import re
+import shlex
+import shutil
 import string
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -53,7 +55,11 @@ What the test changes in each container, and why (everything else is the templat
    a local directory: the EFS volume (the DAG sync root) one shared directory, other task
    volumes (the runtime's) a directory per task. OPENMWAA_SYNC_ROOT must be where the EFS
    volume is mounted. Containers other tasks depend on (the runtime's init container) run to
-   completion first, as ECS's DependsOn says.
+   completion first, as ECS's DependsOn says. Paths that DAG code names literally
+   (LITERAL_MOUNTS: MWAA's AIRFLOW_HOME, /usr/local/airflow) are not rewritten: each process
+   runs in a mount namespace of its own where the volume's local directory is bind-mounted
+   at that very path (read-only if the mount point says so), as ECS mounts it; a process it
+   starts (a task, a bash command) sees the same.
 4. AWS: AWS_ENDPOINT_URL points every AWS client at the moto server. The credentials are an
    access key of a moto IAM user that holds exactly the task role's policies from the
    template (on ECS they come from the task role), and moto enforces IAM with AWS's resource
@@ -361,9 +367,77 @@ def cloud_map_names(template: Mapping[str, Any]) -> set[str]:
     return names
 
 
+LITERAL_MOUNTS = frozenset({"/usr/local/airflow"})
+"""Container paths that are bind-mounted at their own path, not remapped: MWAA's AIRFLOW_HOME,
+which DAGs written for MWAA name literally (``/usr/local/airflow/dags/...``), where no
+rewriting of the command or the environment can reach."""
+
+MOUNT_NAMESPACE_SCRIPT = """\
+while [ "$1" != -- ]; do
+    mkdir -p -- "$2" && {mount} --bind -- "$1" "$2" || exit 125
+    if [ "$3" = ro ]; then {mount} -o remount,bind,ro -- "$2" || exit 125; fi
+    shift 3
+done
+shift
+unset PWD
+exec "$@"
+"""
+"""Run by ``sh`` in the new mount namespace: ``(local dir, container path, rw|ro)`` triples,
+``--``, then the program. The mount point is made on the host if missing (an empty directory;
+the bind is visible only in the namespace). ``unset PWD``: the shell's own variable, so the
+program gets exactly the environment it was given."""
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A volume's local directory, bind-mounted at the container path."""
+
+    local: Path
+    container_path: str
+    read_only: bool = False
+
+
+def bind_argv(binds: Sequence[Bind], argv: Sequence[str]) -> list[str]:
+    """``argv`` run in a mount namespace of its own (``unshare --mount``, private propagation:
+    nothing mounted there reaches the host) where each of ``binds`` is bind-mounted. Exit 125
+    if a bind fails. Needs root (CAP_SYS_ADMIN), as ECS's agent has. No binds: ``argv``."""
+    if not binds:
+        return list(argv)
+    tools = {
+        name: shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+        for name in ("unshare", "mount", "sh")
+    }
+    missing = [name for name, path in tools.items() if not path]
+    if missing:
+        raise AssertionError(f"binding {[b.container_path for b in binds]} needs {missing}")
+    triples = [
+        item
+        for bind in binds
+        for item in (str(bind.local), bind.container_path, "ro" if bind.read_only else "rw")
+    ]
+    script = MOUNT_NAMESPACE_SCRIPT.format(mount=shlex.quote(str(tools["mount"])))
+    return [
+        str(tools["unshare"]),
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        str(tools["sh"]),
+        "-c",
+        script,
+        "openmwaa-e2e-mounts",
+        *triples,
+        "--",
+        *argv,
+    ]
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
-    """A container as a local process: argv, environment, and the template's environment."""
+    """A container as a local process: argv, environment, and the template's environment.
+
+    ``argv`` starts the container's own command (``command``: entry point and command, paths
+    remapped) inside the mount namespace that binds ``binds`` (see :func:`bind_argv`)."""
 
     container: str
     component: str | None
@@ -371,6 +445,8 @@ class LaunchSpec:
     env: dict[str, str]
     template_env: dict[str, str]
     cwd: Path
+    command: list[str] = field(default_factory=list)
+    binds: tuple[Bind, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -403,7 +479,8 @@ def volume_dirs(task: TaskSpec, paths: LocalPaths) -> dict[str, Path]:
 def _remap(value: str, mounts: Mapping[str, Path]) -> str:
     for container_path in sorted(mounts, key=len, reverse=True):
         pattern = re.escape(container_path) + r"(?=/|$|[\s;'\"])"
-        value = re.sub(pattern, lambda _m, p=container_path: str(mounts[p]), value)
+        local = str(mounts[container_path])
+        value = re.sub(pattern, local.replace("\\", "\\\\"), value)
     return value
 
 
@@ -427,10 +504,15 @@ def launch_spec(
     if spec.command is None:
         raise AssertionError(f"{label}: the container has no Command")
     mounts: dict[str, Path] = {}
+    binds: list[Bind] = []
     for mount in spec.mount_points:
         if mount.source_volume not in volumes:
             raise AssertionError(f"{label}: mounts unknown volume {mount.source_volume!r}")
-        mounts[mount.container_path] = volumes[mount.source_volume]
+        local = volumes[mount.source_volume]
+        if mount.container_path in LITERAL_MOUNTS:
+            binds.append(Bind(local, mount.container_path, mount.read_only))
+        else:
+            mounts[mount.container_path] = local
     command = resolver.resolve_list(spec.command)
     entry_point = resolver.resolve_list(spec.entry_point) if spec.entry_point else []
     if entry_point and entry_point[0] == IMAGE_ENTRY_POINT:
@@ -458,8 +540,9 @@ def launch_spec(
         **template_env,
         **secrets,
     }
-    # 3. file systems: every volume's container path -> its local directory
-    argv = [_remap(arg, mounts) for arg in [*entry_point, *command]]
+    # 3. file systems: every volume's container path -> its local directory, except the
+    # literal ones, bound at their own path in the process's mount namespace
+    own_command = [_remap(arg, mounts) for arg in [*entry_point, *command]]
     for name in template_env:
         env[name] = _remap(env[name], mounts)
     if component is not None:
@@ -507,11 +590,15 @@ def launch_spec(
     if component is not None:
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(paths.worker_log_port)
         env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(paths.trigger_log_port)
+    if "PWD" in env:
+        raise AssertionError(f"{label}: PWD in the environment: the mount namespace unsets it")
     return LaunchSpec(
         container=spec.name,
         component=component,
-        argv=argv,
+        argv=bind_argv(binds, own_command),
         env=env,
         template_env=template_env,
         cwd=home / "airflow",
+        command=own_command,
+        binds=tuple(binds),
     )

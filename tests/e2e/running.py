@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ from .provision import (
     LaunchSpec,
     LocalPaths,
     Provisioned,
+    bind_argv,
     launch_spec,
     provision,
     volume_dirs,
@@ -166,9 +168,11 @@ class AirflowUnderTest:
         ``component``'s container: ``python /opt/openmwaa/runtime.pyz airflow ARGS``, with the
         container's environment; returns stdout."""
         launch = self.launches[component]
-        runtime = next(arg for arg in launch.argv if arg.endswith("runtime.pyz"))
+        runtime = next(arg for arg in launch.command if arg.endswith("runtime.pyz"))
+        python = str(self.paths.airflow_venv / "bin" / "python")
         out = subprocess.run(
-            [str(self.paths.airflow_venv / "bin" / "python"), runtime, "airflow", *args],
+            # an ECS Exec shell runs in the container: it sees the container's mounts
+            bind_argv(launch.binds, [python, runtime, "airflow", *args]),
             env=launch.env,
             cwd=str(launch.cwd),
             capture_output=True,
@@ -363,7 +367,93 @@ def launches_for(
         for spec in task.containers:
             if spec.component in components and spec.component not in result.components:
                 result.components[spec.component] = launch(spec)
+    bound = sorted(
+        {b.container_path for s in [*result.init, *result.components.values()] for b in s.binds}
+    )
+    if bound and os.geteuid() != 0:
+        raise AssertionError(
+            f"the containers mount {bound} at those very paths, which the test does in a mount "
+            "namespace of each process (unshare, mount --bind): run it as root"
+        )
     return result
+
+
+REQUIREMENTS_BUILD_TIMEOUT = 600.0
+
+
+def requirements_build_task(template: dict[str, Any]) -> TaskSpec | None:
+    """The template's one-shot requirements build task definition, if it has one."""
+    tasks = [
+        t
+        for t in task_specs(template)
+        if any(c.component == "build-requirements" for c in t.containers)
+    ]
+    if len(tasks) > 1:
+        raise AssertionError("expected at most one requirements build task definition")
+    return tasks[0] if tasks else None
+
+
+def run_task_to_completion(
+    task: TaskSpec,
+    launch: Any,
+    logs_dir: Path,
+    label: str,
+    timeout: float,
+) -> None:
+    """Run ``task``'s init containers, then its other containers one by one, each to a zero
+    exit code (``launch(spec)`` makes a container's launch spec)."""
+    names = init_containers(task)
+    names += [c.name for c in task.containers if c.name not in names]
+    for name in names:
+        spec = launch(task.container(name))
+        process = start_process(
+            name, spec.argv, spec.env, logs_dir / f"{label}-{name}.log", str(spec.cwd)
+        )
+        try:
+            code = process.popen.wait(timeout)
+        finally:
+            process.stop(grace=5)
+        if code != 0:
+            raise AssertionError(f"{task.logical_id}/{name} exited {code}:\n{process.log_tail()}")
+
+
+def run_requirements_build(
+    template: dict[str, Any],
+    provisioned: Provisioned,
+    principals: dict[str, Credentials],
+    aws: MotoClients,
+    paths: LocalPaths,
+    logs_dir: Path,
+) -> None:
+    """Run the template's requirements build task to completion, as the DAG sync Lambda starts
+    it before the services roll: components then start from its folder, with no pip install
+    into the shared Airflow venv (which several components at once would race on)."""
+    task = requirements_build_task(template)
+    if task is None:
+        return
+    if not (task.task_role and task.execution_role):
+        raise AssertionError(f"{task.logical_id} has no task role or execution role")
+    secrets = aws.client("secretsmanager", principals[task.execution_role])
+
+    def read_secret(arn: str) -> str:
+        value: str = secrets.get_secret_value(SecretId=arn)["SecretString"]
+        return value
+
+    volumes = volume_dirs(task, paths)
+
+    def launch(spec: Any) -> LaunchSpec:
+        return launch_spec(
+            task,
+            spec,
+            provisioned,
+            template,
+            paths,
+            volumes,
+            principals[task.task_role or ""],
+            read_secret,
+        )
+
+    run_task_to_completion(task, launch, logs_dir, "requirements-build", REQUIREMENTS_BUILD_TIMEOUT)
 
 
 def run_init_containers(launches: Launches, logs_dir: Path, label: str = "init") -> None:
@@ -457,6 +547,7 @@ def boot(
             trigger_log_port=free_port(),
         )
         launches = launches_for(template, components, provisioned, principals, aws, paths)
+        run_requirements_build(template, provisioned, principals, aws, paths, logs_dir)
         run_init_containers(launches, logs_dir)
         admin = json.loads(launches.components["api-server"].env["OPENMWAA_ADMIN_SECRET"])
         api_env = launches.components["api-server"].template_env
@@ -506,10 +597,22 @@ def relaunch(
     env: AirflowUnderTest, template: dict[str, Any], airflow_venv: Path, major: int = 3
 ) -> Launches:
     """Launch specs of another template of the same stack (a redeploy: new task definitions,
-    the same resources), run from ``airflow_venv``. Replaces ``env``'s launches and paths."""
+    the same resources), run from ``airflow_venv``. Replaces ``env``'s launches and paths.
+
+    The new tasks get new task volumes and container directories (``tasks-<n>/``), as ECS
+    gives a new task: the init container of the new task writes into empty volumes while the
+    old tasks keep theirs. The new template's requirements build runs first, as the DAG sync
+    Lambda starts it before the services roll."""
     components = template_components(template)
-    paths = replace(env.paths, airflow_venv=airflow_venv)
+    generation = 2
+    while (env.paths.work_dir.parent / f"tasks-{generation}").exists():
+        generation += 1
+    work_dir = env.paths.work_dir.parent / f"tasks-{generation}"
+    paths = replace(env.paths, airflow_venv=airflow_venv, work_dir=work_dir)
     launches = launches_for(template, components, env.provisioned, env.principals, env.aws, paths)
+    run_requirements_build(
+        template, env.provisioned, env.principals, env.aws, paths, env.logs_dir / f"g{generation}"
+    )
     env.paths, env.launches, env.template = paths, launches.components, template
     env.major, env.components = major, components
     return launches
