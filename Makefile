@@ -27,9 +27,13 @@ $(NODE_STAMP): package.json $(STAMP)
 install: $(STAMP) $(NODE_STAMP)
 
 # The end-to-end test starts a throwaway PostgreSQL server from the machine's binaries.
+E2E_DEBIAN_PACKAGES = postgresql pkg-config libmariadb-dev libldap2-dev libsasl2-dev libodbc2
+
+# PostgreSQL's server for the end-to-end test; the headers and libraries the stock image's
+# mysql, ldap and odbc extras build or load against (mysqlclient and python-ldap have no wheel)
 system-deps:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+	@dpkg -s $(E2E_DEBIAN_PACKAGES) >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(E2E_DEBIAN_PACKAGES))
 
 synth: install
 	npx --no-install cdk synth --quiet --output cdk.out
