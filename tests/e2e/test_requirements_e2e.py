@@ -11,11 +11,18 @@ launch spec, must log that it used the prebuilt folder, must not run pip, and a 
 importing the package must succeed. The module runs last (pytest orders modules by name) and
 puts the fixture's requirements.txt back.
 
+The AWS CLI is not installed with requirements.txt: the build installs it on its own, without
+Airflow's constraints (awscli pins docutils and rsa below what the image's constraints pin),
+into the build folder's ``awscli/``, whose ``bin/aws`` runs it with its own packages alone;
+that ``bin`` is last on the ``PATH`` the runtime gives Airflow.
+
 The boot ran the build of the fixture's requirements before any component started (as the DAG
 sync does before the services roll), so no component pip-installed into the shared Airflow
 venv: the test asserts awscli is not there, and ``aws`` is the build's. The AWS CLI's cost is
-measured apart, in a scratch venv holding only what the image has of awscli's dependencies:
-the runtime's own build with and without awscli, timed, and the folders' sizes.
+measured apart, in a scratch venv standing in for the image (what it has of awscli's
+dependencies, and docutils and rsa at the image's versions), with constraints pinning those
+two as the image's do: the runtime's own build, timed against the same pip install of
+requirements.txt alone, and the size of its ``awscli`` folder.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +118,17 @@ def test_worker_uses_the_requirements_build_and_runs_no_pip(
         d
         for d in builds.iterdir()
         if (d / "openmwaa-build.json").is_file()
-        and (d / "requirements.txt").read_text() == REQUIREMENTS + "awscli\n"
+        and (d / "requirements.txt").read_text() == REQUIREMENTS
     ]
     assert len(complete) == 1, sorted(p.name for p in builds.iterdir())
     folder = complete[0]
     marker = json.loads((folder / "openmwaa-build.json").read_text())
+    assert "aws_cli_error" not in marker, marker
     assert not _has_awscli(_site_packages(airflow.paths.airflow_venv)), (
-        "a component pip-installed the AWS CLI into the Airflow venv: it did not find the build"
+        "a component pip-installed the AWS CLI into the Airflow venv"
     )
+    assert not _has_awscli(_site_packages(folder)), "awscli is on Airflow's PYTHONPATH"
+    assert _has_awscli(_site_packages(folder / "awscli"))
 
     worker = airflow.processes["worker"]
     worker.stop(grace=30)
@@ -125,23 +136,28 @@ def test_worker_uses_the_requirements_build_and_runs_no_pip(
     log = airflow.processes["worker"].log_text()
     assert f"using the prebuilt folder {folder}" in log, log[-4000:]
     assert "installing requirements from" not in log, log[-4000:]
-    assert "the AWS CLI is on PATH: " in log, log[-4000:]
+    assert f"the AWS CLI is on PATH: {folder}/awscli/bin/aws" in log, log[-4000:]
 
-    # aws on the PATH the runtime gives Airflow (and so a BashOperator): the build's bin first
-    env = runtime_requirements.with_build(
-        airflow.launches["worker"].env, str(folder), str(marker["python"])
+    # aws on the PATH the runtime gives Airflow (and so a BashOperator): the build's bin first,
+    # its awscli/bin last
+    env = runtime_requirements.with_aws_cli(
+        runtime_requirements.with_build(
+            airflow.launches["worker"].env, str(folder), str(marker["python"])
+        ),
+        str(builds),
+        folder.name,
     )
     aws = shutil.which("aws", path=env["PATH"])
     version = _aws_version(aws, env)
-    assert aws == str(folder / "bin" / "aws")
+    assert aws == str(folder / "awscli" / "bin" / "aws")
 
     run_id = _trigger(airflow, DAG_ID)
     state = _wait_for_run(airflow, DAG_ID, run_id, timeout=300)
     assert state == "success", _task_instance(airflow, DAG_ID, run_id, "use_a_requirement")
     print(
         f"\nREQUIREMENTS_E2E build={build_seconds:.1f}s (one-shot task, {REQUIREMENTS.strip()} "
-        f"and awscli); marker={marker}; aws={aws} ({version}); "
-        "awscli not in the Airflow venv"
+        f"then awscli apart); marker={marker}; aws={aws} ({version}); "
+        "awscli neither in the Airflow venv nor on its PYTHONPATH"
     )
 
 
@@ -172,10 +188,28 @@ def _name(text: str) -> str:
     return re.sub(r"[-_.]+", "-", text).lower()
 
 
+IMAGE_PINS = {"docutils": "0.21.2", "rsa": "4.9.1"}
+"""What the stock image's Airflow constraints pin of awscli's dependencies, above what awscli
+1.46 accepts (docutils<=0.19, rsa<4.8): a constrained install of awscli cannot resolve."""
+
+
+def _image_constraints(lock: Path, where: Path) -> Path:
+    """The lock (the frozen list of the image's distributions) with :data:`IMAGE_PINS`."""
+    lines = [
+        line
+        for line in lock.read_text().splitlines()
+        if _name(line.split("==")[0]) not in IMAGE_PINS
+    ]
+    lines += [f"{name}=={version}" for name, version in IMAGE_PINS.items()]
+    where.write_text("\n".join(lines) + "\n")
+    return where
+
+
 def _scratch_image(python: Path, where: Path, constraints: Path) -> Path:
     """A venv with what the Airflow image has of awscli's dependencies (the constraints file
     is the frozen list of the image's distributions): awscli installed with them, then every
-    distribution the image lacks removed. Returns its python."""
+    distribution the image lacks removed, then :data:`IMAGE_PINS` installed, as the image has
+    them. Returns its python."""
     subprocess.run([str(python), "-m", "venv", str(where)], check=True, timeout=120)
     scratch = where / "bin" / "python"
     pip = [str(scratch), "-m", "pip", "--disable-pip-version-check", "--no-input"]
@@ -194,16 +228,28 @@ def _scratch_image(python: Path, where: Path, constraints: Path) -> Path:
         if _name(d["name"]) not in image and _name(d["name"]) not in ("pip", "setuptools")
     ]
     subprocess.run([*pip, "uninstall", "-q", "-y", *extra], check=True, timeout=120)
+    pins = [f"{name}=={version}" for name, version in IMAGE_PINS.items()]
+    subprocess.run([*pip, "install", "-q", *pins], check=True, timeout=600)
     return scratch
 
 
+def _versions(site_packages: Path, names: Iterable[str]) -> str:
+    """``name version`` of each of ``names`` installed in ``site_packages``."""
+    found: dict[str, str] = {}
+    for dist_info in site_packages.glob("*.dist-info"):
+        name, version = dist_info.name.removesuffix(".dist-info").rsplit("-", 1)
+        found[_name(name)] = version
+    return ", ".join(f"{name} {found.get(name, 'absent')}" for name in names)
+
+
 def test_aws_cli_cost_in_the_requirements_build(airflow_venv: Path, tmp_path: Path) -> None:
-    """The runtime's build of REQUIREMENTS (with the implicit awscli) against the same pip
-    install of REQUIREMENTS alone, from a venv standing in for the image, no pip cache: the
-    extra time and size are the AWS CLI's. aws then runs from the build's bin. Last, the
-    install at start (no build yet) of both into that venv, timed."""
-    constraints = constraints_file()
-    python = _scratch_image(airflow_venv / "bin" / "python", tmp_path / "image", constraints)
+    """The runtime's build of REQUIREMENTS (then the implicit awscli, apart) against the same
+    pip install of REQUIREMENTS alone, from a venv standing in for the image, with
+    constraints pinning docutils and rsa as the image's do, no pip cache: the extra time is
+    the AWS CLI's, and its size is the build's ``awscli`` folder. aws then runs from there."""
+    lock = constraints_file()
+    python = _scratch_image(airflow_venv / "bin" / "python", tmp_path / "image", lock)
+    constraints = _image_constraints(lock, tmp_path / "image-constraints.txt")
     python_version = _site_packages(python.parent.parent).parent.name.removeprefix("python")
     env = {
         "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
@@ -235,33 +281,29 @@ def test_aws_cli_cost_in_the_requirements_build(airflow_venv: Path, tmp_path: Pa
     assert runtime_requirements.build_requirements(env, settings, str(python)) == 0
     build_seconds = time.monotonic() - started
 
-    [folder] = [
-        d for d in (sync / ".openmwaa" / "requirements").iterdir() if not d.name.startswith(".")
-    ]
-    built = sorted(p.name for p in _site_packages(folder).glob("*.dist-info"))
-    assert any(name.startswith("awscli-") for name in built), built
-    run_env = runtime_requirements.with_build(env, str(folder), python_version)
-    aws = shutil.which("aws", path=run_env["PATH"])
-    assert aws == str(folder / "bin" / "aws")
-    version = _aws_version(aws, run_env)
-    alone_kib, folder_kib = _du_kib(alone), _du_kib(folder)
-    files = sum(1 for p in folder.rglob("*") if p.is_file())
-
-    # the install at start before a build completes: the same pip run into the image's venv
-    started = time.monotonic()
-    code = pip_install(
-        ["-r", str(sync / "requirements.txt"), "awscli"],
-        {**env, "PIP_USER": "false"},
-        settings,
-        BUILD_TIMEOUT,
-        str(python),
+    builds = sync / ".openmwaa" / "requirements"
+    [folder] = [d for d in builds.iterdir() if not d.name.startswith(".")]
+    marker = json.loads((folder / "openmwaa-build.json").read_text())
+    assert "aws_cli_error" not in marker, marker
+    assert (folder / "requirements.txt").read_text() == REQUIREMENTS
+    assert not _has_awscli(_site_packages(folder)), "awscli is on Airflow's PYTHONPATH"
+    cli = folder / "awscli"
+    added = sorted(p.name for p in _site_packages(cli).glob("*.dist-info"))
+    assert any(name.startswith("awscli-") for name in added), added
+    run_env = runtime_requirements.with_aws_cli(
+        runtime_requirements.with_build(env, str(folder), python_version), str(builds), folder.name
     )
-    at_start_seconds = time.monotonic() - started
-    assert code == 0
+    aws = shutil.which("aws", path=run_env["PATH"])
+    assert aws == str(cli / "bin" / "aws")
+    version = _aws_version(aws, run_env)
+    alone_kib, folder_kib, cli_kib = _du_kib(alone), _du_kib(folder), _du_kib(cli)
+    files = sum(1 for p in cli.rglob("*") if p.is_file())
     print(
         f"\nAWS_CLI_COST build {build_seconds:.1f}s vs {alone_seconds:.1f}s without awscli "
-        f"(+{build_seconds - alone_seconds:.1f}s); folder {folder_kib / 1024:.1f} MiB in "
-        f"{files} files vs {alone_kib / 1024:.1f} MiB (+{(folder_kib - alone_kib) / 1024:.1f} "
-        f"MiB); install at start with awscli {at_start_seconds:.1f}s; {version}; "
-        f"added: {', '.join(name.removesuffix('.dist-info') for name in built)}"
+        f"(+{build_seconds - alone_seconds:.1f}s); awscli folder {cli_kib / 1024:.1f} MiB in "
+        f"{files} files (build folder {folder_kib / 1024:.1f} MiB, requirements.txt alone "
+        f"{alone_kib / 1024:.1f} MiB); {version}; constraints pin "
+        f"{', '.join(f'{n} {v}' for n, v in IMAGE_PINS.items())}, awscli got "
+        f"{_versions(_site_packages(cli), IMAGE_PINS)}; "
+        f"added: {', '.join(name.removesuffix('.dist-info') for name in added)}"
     )

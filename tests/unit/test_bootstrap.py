@@ -27,6 +27,7 @@ from openmwaa.runtime import (
     task_protection,
     upgrade_gate,
 )
+from openmwaa.runtime import requirements as runtime_requirements
 from openmwaa.runtime.config import ConfigError
 from openmwaa.runtime.startup_steps import FatalError, Settings
 
@@ -134,16 +135,9 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     }
 
 
-AWS_CLI_AT_START = (
-    "python -m pip install --no-input --disable-pip-version-check --no-warn-script-location awscli"
-)
-"""The install at start of the AWS CLI alone (no requirements.txt, no prebuilt folder)."""
-
-
 def calls_of(path: Path) -> list[str]:
-    """The fakes' calls, without the AWS CLI's install at start (every start of a sandbox
-    without requirements.txt makes it; test_requirements_build.py tests it)."""
-    return [c for c in path.read_text().splitlines() if c != AWS_CLI_AT_START]
+    """The fakes' calls, in order."""
+    return path.read_text().splitlines()
 
 
 def calls(sandbox: dict[str, Any]) -> list[str]:
@@ -424,7 +418,14 @@ def test_startup_script_may_end_with_exit_0(sandbox: dict[str, Any]) -> None:
     result = start(sandbox, "scheduler")
 
     assert result.env["STARTUP_SH_MARK"] == "yes"
-    assert result.env["PATH"] == sandbox["env"]["PATH"]
+    # PATH as it was, then the AWS CLI of the requirements build (not built yet), last
+    builds = sandbox["sync"] / ".openmwaa" / "requirements"
+    no_file = runtime_requirements.effective_requirements(None)
+    key = runtime_requirements.requirements_key(no_file, sandbox["env"])
+    assert result.env["PATH"].split(os.pathsep) == [
+        *sandbox["env"]["PATH"].split(os.pathsep),
+        str(builds / key / "awscli" / "bin"),
+    ]
 
 
 def test_failing_startup_script_is_ignored(sandbox: dict[str, Any]) -> None:
@@ -470,12 +471,12 @@ def test_requirements_with_their_own_constraints_get_no_others(sandbox: dict[str
     assert "-c" not in calls(sandbox)[0].split()
 
 
-def test_empty_requirements_install_only_the_aws_cli(sandbox: dict[str, Any]) -> None:
+def test_empty_requirements_install_nothing(sandbox: dict[str, Any]) -> None:
     (sandbox["sync"] / "requirements.txt").write_text("# nothing yet\n")
 
     start(sandbox, "scheduler")
 
-    assert sandbox["calls"].read_text().splitlines() == [AWS_CLI_AT_START, CHECK_AT_ONCE]
+    assert calls(sandbox) == [CHECK_AT_ONCE]
 
 
 def test_failed_requirements_are_not_fatal(

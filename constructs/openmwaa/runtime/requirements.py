@@ -1,18 +1,21 @@
-"""The user's ``requirements.txt``: the prebuilt folder, the install at start, the one-shot build.
+"""The user's ``requirements.txt`` and the AWS CLI: the prebuilt folder, the install at start,
+the one-shot build.
 
-What is installed are the *effective* requirements (:func:`effective_requirements`): the
+The build's key covers the *effective* requirements (:func:`effective_requirements`): the
 file's, plus the AWS CLI (``awscli``, v1 from PyPI) unless the file names it, since MWAA's
 image has ``aws`` on ``PATH`` and the stock apache/airflow image does not. A container uses
 the folder the one-shot requirements build made for their key (``.openmwaa/requirements/<key>``
-on the sync root, see :func:`requirements_key`): first on ``PYTHONPATH`` and ``PATH`` (so
-``aws`` is its ``bin/aws``), no pip. While that build runs, or if it failed, it pip-installs
-them into the image's environment with the running Airflow's constraints, 9 minutes at most
-(:func:`install_requirements`; a failure is logged, not fatal).
+on the sync root, see :func:`requirements_key`): first on ``PYTHONPATH`` and ``PATH``, no pip.
+While that build runs, or if it failed, it pip-installs requirements.txt into the image's
+environment with the running Airflow's constraints, 9 minutes at most
+(:func:`install_requirements`; a failure is logged, not fatal). The AWS CLI is never installed
+at start: it lives in the build's ``awscli/`` folder, on its own (:func:`build_aws_cli`), whose
+``bin`` every container has on ``PATH`` from the start, so ``aws`` works in running containers
+as soon as the build is in place.
 
 The build (:func:`build_requirements`, ``OPENMWAA_COMPONENT=build-requirements``) sources
 startup.sh, then runs ``pip install --prefix`` into a temporary folder on the sync root,
-renamed to its key's folder with a complete marker inside. If only the implicit AWS CLI
-cannot be installed, both install without it and say so. Standard library only.
+renamed to its key's folder with a complete marker inside. Standard library only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .contracts import REQUIREMENTS_BUILD_MARKER as BUILD_MARKER
 from .contracts import REQUIREMENTS_BUILDS_DIR as BUILDS_DIR
 from .contracts import REQUIREMENTS_KEY, STARTUP_SCRIPT_KEY, WORKER
 from .contracts import REQUIREMENTS_KEY_VARIABLES as KEY_VARIABLES
+from .mwaa_conventions import mwaa_variables
 from .startup_steps import Settings, outcome, pip_install, run_startup_script
 
 LOG = logging.getLogger("openmwaa.bootstrap")
@@ -42,6 +46,17 @@ BUILD_TIMEOUT = 30 * 60
 KEEP_BUILDS = 3
 AWS_CLI = "awscli"
 """The AWS CLI's project on PyPI (v1): added to every environment's requirements."""
+AWS_CLI_DIR = "awscli"
+"""The AWS CLI's own prefix inside a build's folder."""
+AWS_CLI_ATTEMPTS = 2
+AWS_CLI_WRAPPER = """#!/bin/sh
+# The AWS CLI of this requirements build, isolated from Airflow's packages (openmwaa).
+here="$(dirname "$(readlink -f "$0")")"
+PYTHONPATH="$here/../lib/python{python_version}/site-packages" PYTHONNOUSERSITE=1 \\
+    exec "{python}" -m awscli "$@"
+"""
+"""``<build>/awscli/bin/aws``: the image's Python with only the AWS CLI's own packages first
+on its path, wherever the folder is (it is built under a temporary name, then renamed)."""
 
 
 def project_names(text: str) -> set[str]:
@@ -154,64 +169,44 @@ def read_requirements(path: str) -> bytes | None:
     return data
 
 
-def report_aws_cli(env: Mapping[str, str], why: str = "") -> None:
-    """Log where ``aws`` is on the ``PATH`` Airflow runs with, or that it is missing."""
+def aws_cli_bin(builds: str, key: str) -> str:
+    """The folder of ``aws`` in the build of ``key`` (present once that build is complete)."""
+    return os.path.join(builds, key, AWS_CLI_DIR, "bin")
+
+
+def with_aws_cli(env: Mapping[str, str], builds: str, key: str) -> dict[str, str]:
+    """``env`` with the build's AWS CLI last on ``PATH``: added even before the build is
+    complete, so ``aws`` resolves in this container as soon as the build is renamed into
+    place; last, so an ``aws`` of the user's requirements or image wins."""
+    result = dict(env)
+    old = result.get("PATH", "")
+    entry = aws_cli_bin(builds, key)
+    result["PATH"] = f"{old}{os.pathsep}{entry}" if old else entry
+    return result
+
+
+def report_aws_cli(env: Mapping[str, str], why: str) -> None:
+    """Log where ``aws`` is on the ``PATH`` Airflow runs with, or why it is not (yet)."""
     found = shutil.which("aws", path=env.get("PATH", os.defpath))
     if found:
         LOG.info("the AWS CLI is on PATH: %s", found)
     else:
-        LOG.warning("the AWS CLI (aws) is not on PATH%s", f": {why}" if why else "")
+        LOG.warning("the AWS CLI (aws) is not on PATH yet: %s", why)
 
 
-def install_here(
-    path: str, data: bytes | None, env: Mapping[str, str], settings: Settings, python: str
-) -> str:
-    """pip-install the effective requirements into the image's environment: ``-r path``
-    (when it has a requirement) and ``awscli`` (unless it names it), 9 minutes at most. If
-    that fails and the AWS CLI was added, the file's requirements alone are tried again
-    with the time left: the AWS CLI is never why they are missing. Returns why ``aws`` may
-    be missing ("" if pip succeeded)."""
-    args = ["-r", path] if data is not None else []
-    cli = [AWS_CLI] if adds_aws_cli(data) else []
-    own = data is not None and config.requirements_have_constraints(data.decode("utf-8", "replace"))
-    if data is not None:
-        LOG.info(
-            "installing requirements from %s%s (limit %d s)",
-            path,
-            " and the AWS CLI (awscli)" if cli else "",
-            REQUIREMENTS_TIMEOUT,
-        )
-    else:
-        LOG.info("installing the AWS CLI (awscli) (limit %d s)", REQUIREMENTS_TIMEOUT)
-    started = time.monotonic()
+def install_here(path: str, env: Mapping[str, str], settings: Settings, python: str) -> None:
+    """pip-install requirements.txt into the image's environment, 9 minutes at most; a
+    failure is logged, not fatal."""
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    own = config.requirements_have_constraints(text)
+    LOG.info("installing requirements from %s (limit %d s)", path, REQUIREMENTS_TIMEOUT)
     code = pip_install(
-        [*args, *cli], env, settings, REQUIREMENTS_TIMEOUT, python, constrained=not own
+        ["-r", path], env, settings, REQUIREMENTS_TIMEOUT, python, constrained=not own
     )
     if code == 0:
         LOG.info("requirements installed")
-        return ""
-    if cli and code is not None:
-        error = (
-            f"the AWS CLI (awscli, added by openmwaa) could not be installed (pip {outcome(code)})"
-        )
-        LOG.error(
-            "requirements: %s; aws will not be on PATH. Name awscli in requirements.txt with a "
-            "version that installs",
-            error,
-        )
-        if not args:
-            return error
-        left = REQUIREMENTS_TIMEOUT - (time.monotonic() - started)
-        LOG.warning("installing requirements from %s again without the AWS CLI", path)
-        code = (
-            pip_install(args, env, settings, left, python, constrained=not own)
-            if left >= 1
-            else None
-        )
-        if code == 0:
-            LOG.info("requirements installed, without the AWS CLI")
-            return error
-    if code is None:
+    elif code is None:
         LOG.error(
             "requirements install killed after %d s; continuing without", REQUIREMENTS_TIMEOUT
         )
@@ -221,34 +216,35 @@ def install_here(
             "may conflict with the packages Airflow runs on: check requirements.txt",
             code,
         )
-    return f"its install failed (pip {outcome(code)})"
 
 
 def install_requirements(
     path: str, env: Mapping[str, str], settings: Settings, python: str
 ) -> dict[str, str]:
     """Use the requirements build's folder if it is complete for this container; else
-    pip-install the effective requirements here (:func:`install_here`: 9 minutes at most;
-    failure logged, not fatal). Returns ``env`` as Airflow should run with it."""
+    pip-install requirements.txt here (:func:`install_here`: 9 minutes at most; failure
+    logged, not fatal) and wait for the build's AWS CLI. Returns ``env`` as Airflow should run
+    with it."""
     data = read_requirements(path)
     key = requirements_key(effective_requirements(data), env)
     builds = os.path.join(settings.sync_root, BUILDS_DIR)
     state, detail = build_state(builds, key, settings.python_version, settings.airflow_version)
     if state == "use":
         LOG.info("requirements: using the prebuilt folder %s, no pip install", detail)
-        result = with_build(env, detail, settings.python_version)
+        result = with_aws_cli(with_build(env, detail, settings.python_version), builds, key)
         marker = read_json(os.path.join(detail, BUILD_MARKER)) or {}
-        report_aws_cli(result, str(marker.get("aws_cli_error", "")))
+        report_aws_cli(result, str(marker.get("aws_cli_error", "its build did not add it")))
         return result
     reason = {"missing": "not built yet", "failed": f"its build failed: {detail}"}
-    LOG.warning(
-        "requirements: no prebuilt folder for key %s (%s): installing them here",
-        key,
-        reason.get(state, detail),
-    )
-    why = install_here(path, data, env, settings, python)
-    report_aws_cli(env, why)
-    return dict(env)
+    why = reason.get(state, detail)
+    if data is not None:
+        LOG.warning(
+            "requirements: no prebuilt folder for key %s (%s): installing them here", key, why
+        )
+        install_here(path, env, settings, python)
+    result = with_aws_cli(env, builds, key)
+    report_aws_cli(result, f"it comes with the requirements build {key} ({why})")
+    return result
 
 
 def prune_builds(builds: str, current: str, now: float) -> None:
@@ -287,9 +283,10 @@ def build_into(
     python: str,
     timeout: float,
 ) -> tuple[str, int | None]:
-    """``pip install --prefix`` of ``requirements`` into a new temporary folder of ``builds``
-    (with a snapshot of them, ``requirements.txt``). Returns the folder and pip's exit code
-    (0 with no pip run when ``requirements`` names nothing; None if killed)."""
+    """``pip install --prefix`` of requirements.txt's ``requirements`` (``b""`` for none)
+    into a new temporary folder of ``builds`` (with a snapshot of them, ``requirements.txt``).
+    Returns the folder and pip's exit code (0 with no pip run when they name nothing; None if
+    killed)."""
     tmp = tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=builds)
     snapshot = os.path.join(tmp, REQUIREMENTS_KEY)  # what this folder installed
     with open(snapshot, "wb") as f:
@@ -306,20 +303,52 @@ def build_into(
     return tmp, code
 
 
+def build_aws_cli(
+    folder: str, env: Mapping[str, str], settings: Settings, python: str, deadline: float
+) -> str:
+    """Install the AWS CLI into ``<folder>/awscli`` on its own: every package it needs,
+    without Airflow's constraints (awscli pins docutils and rsa below what Airflow's
+    constraints pin), never on Airflow's ``PYTHONPATH``; ``bin/aws`` is a wrapper running it
+    with those packages alone first. Tried twice. Returns "" or why it is missing."""
+    prefix = os.path.join(folder, AWS_CLI_DIR)
+    error = ""
+    for attempt in range(1, AWS_CLI_ATTEMPTS + 1):
+        left = deadline - time.monotonic()
+        if left < 1:
+            return error or "no time left in the build"
+        shutil.rmtree(prefix, ignore_errors=True)
+        args = ["--prefix", prefix, "--ignore-installed", "--no-warn-conflicts", AWS_CLI]
+        code = pip_install(args, env, settings, left, python, constrained=False)
+        if code == 0:
+            os.makedirs(os.path.join(prefix, "bin"), exist_ok=True)
+            wrapper = os.path.join(prefix, "bin", "aws")
+            with open(wrapper, "w", encoding="utf-8") as f:
+                f.write(
+                    AWS_CLI_WRAPPER.format(python=python, python_version=settings.python_version)
+                )
+            os.chmod(wrapper, 0o755)
+            return ""
+        error = f"the AWS CLI (awscli) could not be installed (pip {outcome(code)})"
+        LOG.warning("%s, attempt %d/%d", error, attempt, AWS_CLI_ATTEMPTS)
+    shutil.rmtree(prefix, ignore_errors=True)
+    return error
+
+
 def build_requirements(
     env: Mapping[str, str], settings: Settings, python: str, now: Callable[[], float] = time.time
 ) -> int:
     """The one-shot requirements build: install the effective requirements (requirements.txt
     and the AWS CLI, :func:`effective_requirements`) once, for every container.
 
-    startup.sh runs first (as for a worker: its exports, such as pip's index, apply), then
-    ``pip install --prefix`` with the containers' constraints into a temporary folder of
-    ``<sync root>/.openmwaa/requirements/``, which gets a complete marker and is renamed to
-    the key's folder: containers see all of it or nothing. If that pip fails (not killed) and
-    the AWS CLI was added, requirements.txt alone is built in a new folder with the time
-    left: then the build is complete without ``aws`` (its marker and log say why). A failure
-    writes ``<key>.failed`` (containers then install at start, the DAG sync reports it) and
-    touches no other build. Returns 0 when the key's folder is complete, 1 if not.
+    startup.sh runs first (as for a worker, with MWAA's variables: its exports, such as pip's
+    index, apply), then ``pip install --prefix`` of requirements.txt with the containers'
+    constraints into a temporary folder of ``<sync root>/.openmwaa/requirements/``, then the
+    AWS CLI into its ``awscli/`` (:func:`build_aws_cli`, unless requirements.txt names
+    awscli); the folder gets a complete marker and is renamed to the key's folder: containers
+    see all of it or nothing. A requirements.txt that does not install writes ``<key>.failed``
+    (containers then install at start, the DAG sync reports it) and touches no other build;
+    an AWS CLI that does not install leaves the build complete without ``aws`` (its marker and
+    log say why). Returns 0 when the key's folder is complete, 1 if not.
     """
     data = read_requirements(os.path.join(settings.sync_root, REQUIREMENTS_KEY))
     effective = effective_requirements(data)
@@ -332,30 +361,24 @@ def build_requirements(
         LOG.info("requirements build %s is already complete", key)
         return 0
     build_env = run_startup_script(
-        os.path.join(settings.sync_root, STARTUP_SCRIPT_KEY), env, WORKER
+        os.path.join(settings.sync_root, STARTUP_SCRIPT_KEY),
+        {**env, **mwaa_variables(env, settings.airflow_version)},
+        WORKER,
     )
     build_env["PIP_USER"] = "false"  # the stock image's PIP_USER=true refuses --prefix
     started = time.monotonic()
+    deadline = started + BUILD_TIMEOUT
     cli = adds_aws_cli(data)
     LOG.info(
         "building requirements %s%s (limit %d s)",
         key,
-        " with the AWS CLI (awscli)" if cli else "",
+        " and the AWS CLI (awscli)" if cli else "",
         BUILD_TIMEOUT,
     )
-    tmp, code = build_into(builds, key, effective, build_env, settings, python, BUILD_TIMEOUT)
-    cli_error = ""
-    if cli and code is not None and code != 0:
-        cli_error = (
-            f"the AWS CLI (awscli, added by openmwaa) could not be installed (pip {outcome(code)})"
-        )
-        LOG.error(
-            "requirements build %s: %s: building requirements.txt again without it", key, cli_error
-        )
-        shutil.rmtree(tmp, ignore_errors=True)
-        left = BUILD_TIMEOUT - (time.monotonic() - started)
-        user = effective.removesuffix(f"{AWS_CLI}\n".encode())  # requirements.txt
-        tmp, code = build_into(builds, key, user, build_env, settings, python, left)
+    tmp, code = build_into(builds, key, data or b"", build_env, settings, python, BUILD_TIMEOUT)
+    cli_error = (
+        build_aws_cli(tmp, build_env, settings, python, deadline) if code == 0 and cli else ""
+    )
     final = os.path.join(builds, key)
     if code == 0:
         marker: dict[str, object] = {
@@ -378,7 +401,7 @@ def build_requirements(
         if cli_error:
             LOG.error(
                 "requirements build %s is complete WITHOUT the AWS CLI: %s; aws is not on the "
-                "containers' PATH. Name awscli in requirements.txt with a version that installs",
+                "containers' PATH until requirements.txt changes (or name awscli in it)",
                 key,
                 cli_error,
             )
