@@ -10,7 +10,7 @@ container: five copies would not fit mw1.micro's single task definition.
 The zip holds the runtime's ``.py`` files as the package ``openmwaa_runtime`` and a top-level
 ``__main__.py`` calling its bootstrap. Docstrings, comments and blank lines are left out, the
 members are stored and the whole zip is compressed with xz, to keep it small: an ECS task
-definition holds at most 64 KiB, and one xz stream over every module is about 30 % smaller
+definition holds at most 64 KiB, and one xz stream over every module is about 25 % smaller
 than the zip's own per-member deflate. It is deterministic (sorted entries, fixed timestamps
 and permissions, line-based stripping), so synthesis is too, and read from the installed
 package, so it works from a wheel.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from openmwaa.versions import DEFAULT_AIRFLOW_VERSION, SUPPORTED_AIRFLOW_VERSIONS
 from tests.e2e.version_matrix import (
     SHARED_ENVIRONMENT,
@@ -21,7 +23,8 @@ def test_every_booted_version_has_pinned_requirements_and_no_stale_pins() -> Non
     for version in pinned_versions():
         requirements = (PINNED_VERSIONS_DIR / version / "requirements.txt").read_text()
         constraints = (PINNED_VERSIONS_DIR / version / "constraints.txt").read_text()
-        assert f"apache-airflow=={version}\n" in requirements
+        pin = re.escape(version)
+        assert re.search(rf"^apache-airflow(\[[a-z0-9,.-]+\])?=={pin}$", requirements, re.M)
         assert f"apache-airflow=={version}\n" in constraints
 
 
