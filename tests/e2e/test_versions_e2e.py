@@ -140,7 +140,9 @@ def assert_the_dag_ran_as_configured(env: AirflowUnderTest, version: str) -> Non
     assert "OPENMWAA_VERSIONS requirement=cowsay" in log
     assert "STARTUP_SH_MARK=exported-by-startup-sh-for-worker" in log
     worker_log = env.processes["worker"].log_text()
-    assert "cowsay" in worker_log, "the worker's start-up did not install requirements.txt"
+    assert "requirements: using the prebuilt folder" in worker_log, (
+        "the worker did not take requirements.txt from the requirements build the boot ran"
+    )
 
 
 CONNECTION = {
