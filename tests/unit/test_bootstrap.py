@@ -22,6 +22,9 @@ import pytest
 from openmwaa.runtime import (
     bootstrap,
     config,
+    contracts,
+    machine_users,
+    sign_in,
     startup_steps,
     supervisor,
     task_protection,
@@ -32,6 +35,7 @@ from openmwaa.runtime.config import ConfigError
 from openmwaa.runtime.startup_steps import FatalError, Settings
 
 from .test_bootstrap_config import contract_env
+from .test_runtime_sign_in import IDENTITY_CENTER, OIDC
 from .test_upgrade_gate import (
     CHECK_OUTPUT,
     KNOWN,
@@ -68,6 +72,10 @@ esac
 
 FAKE_PYTHON = """#!/bin/bash
 echo "python $*" >> "$FAKE_CALLS"
+if [[ "$1" == -c ]]; then
+  cat > "$FAKE_CALLS.stdin"; echo "python PYTHONPATH=$PYTHONPATH" >> "$FAKE_CALLS"
+  echo "users created or changed: []"; exit "${FAKE_DASH_C_EXIT:-0}"
+fi
 exit "${FAKE_PIP_EXIT:-0}"
 """
 
@@ -109,8 +117,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
         PATH=f"{bin_dir}:/usr/bin:/bin",
         FAKE_CALLS=str(calls),
     )
-    monkeypatch.setattr(startup_steps, "ADMIN_USER_ATTEMPTS", 2)
-    monkeypatch.setattr(startup_steps.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(machine_users, "USERS_ATTEMPTS", 2)
+    monkeypatch.setattr(machine_users.time, "sleep", lambda _s: None)
     # the metadata database the scheduler's upgrade gate reads: none alive, at the old head
     database = FakeDatabase([([(OLD_HEAD,)], [])])
     database.probe = lambda: f"{len(calls_of(calls))} airflow calls"
@@ -305,15 +313,27 @@ def test_other_components_wait_for_migrations(sandbox: dict[str, Any], component
     assert result.args_ == ["airflow", component]
 
 
+def users_stdin(sandbox: dict[str, Any]) -> list[list[str]]:
+    """What the users process read on stdin."""
+    users: list[list[str]] = json.loads(Path(f"{sandbox['calls']}.stdin").read_text())
+    return users
+
+
+def users_calls(sandbox: dict[str, Any]) -> list[str]:
+    return [line for line in calls(sandbox) if "apply_users" in line]
+
+
 def test_api_server_creates_the_admin_user_with_the_password_on_stdin(
     sandbox: dict[str, Any],
 ) -> None:
     result = start(sandbox, "api-server")
 
-    recorded = calls(sandbox)
-    assert recorded[1].startswith("airflow users create --username admin --role Admin")
-    assert "pw" not in recorded[1]
-    assert recorded[2] == "stdin pw pw"
+    [command] = users_calls(sandbox)
+    assert command.endswith(
+        "-c from openmwaa.runtime.machine_users import apply_users; apply_users()"
+    )
+    assert "pw" not in command
+    assert users_stdin(sandbox) == [["admin", "pw", "Admin"]]
     assert result.args_ == [
         "airflow",
         "api-server",
@@ -327,23 +347,32 @@ def test_api_server_creates_the_admin_user_with_the_password_on_stdin(
     assert "OPENMWAA_ADMIN_SECRET" not in result.env
 
 
-def test_api_server_resets_the_password_of_an_existing_admin(sandbox: dict[str, Any]) -> None:
-    start(sandbox, "api-server")
-    sandbox["calls"].write_text("")
+def test_api_server_makes_the_machine_users_in_the_same_process(sandbox: dict[str, Any]) -> None:
+    result = start(sandbox, "api-server", OPENMWAA_MACHINE_KEY="k" * 32)
 
-    start(sandbox, "api-server")
+    assert len(users_calls(sandbox)) == 1
+    users = users_stdin(sandbox)
+    assert [u[0] for u in users] == [
+        "admin",
+        *map(contracts.machine_username, contracts.AIRFLOW_ROLES),
+    ]
+    assert users[2] == ["openmwaa-iam-op", machine_users.machine_password("k" * 32, "Op"), "Op"]
+    assert "OPENMWAA_MACHINE_KEY" not in result.env
+    assert not any("k" * 32 in line or users[2][1] in line for line in calls(sandbox))
+    root = bootstrap.runtime_import_root()
+    assert f"python PYTHONPATH={root}" in calls(sandbox)
 
-    assert "airflow users reset-password --username admin" in calls(sandbox)
 
+def test_users_failure_is_retried_then_not_fatal(
+    sandbox: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
 
-def test_admin_user_failure_is_not_fatal(sandbox: dict[str, Any]) -> None:
-    airflow = Path(sandbox["env"]["PATH"].split(":")[0]) / "airflow"
-    airflow.write_text(
-        FAKE_AIRFLOW.replace('case "$1 $2" in', '[[ "$1" == users ]] && exit 3\ncase "$1 $2" in')
-    )
+    result = start(sandbox, "api-server", FAKE_DASH_C_EXIT="3", OPENMWAA_MACHINE_KEY="k" * 32)
 
-    result = start(sandbox, "api-server")
-
+    assert len(users_calls(sandbox)) == machine_users.USERS_ATTEMPTS
+    assert "cannot make the users" in caplog.text
+    assert machine_users.machine_password("k" * 32, "Op") not in caplog.text
     assert result.args_[:2] == ["airflow", "api-server"]
 
 
@@ -355,7 +384,7 @@ def test_api_server_without_fab_creates_no_user(sandbox: dict[str, Any]) -> None
         "simple_auth_manager.SimpleAuthManager",
     )
 
-    assert not any("users" in line for line in calls(sandbox))
+    assert not users_calls(sandbox)
 
 
 def test_api_server_of_airflow_2_is_the_webserver(sandbox: dict[str, Any]) -> None:
@@ -760,4 +789,113 @@ def test_admin_secret_parsed_before_it_is_dropped(sandbox: dict[str, Any]) -> No
 
     start(sandbox, "api-server", OPENMWAA_ADMIN_SECRET=secret)
 
-    assert "stdin s3cret s3cret" in calls(sandbox)
+    assert users_stdin(sandbox) == [["ops", "s3cret", "Admin"]]
+
+
+def test_api_server_with_oidc_writes_webserver_config_and_loads_the_runtime(
+    sandbox: dict[str, Any],
+) -> None:
+    home = sandbox["tmp"] / "home"
+    home.mkdir()
+
+    result = start(
+        sandbox,
+        "api-server",
+        AIRFLOW_HOME=str(home),
+        OPENMWAA_SIGN_IN=json.dumps(OIDC),
+        OPENMWAA_SIGN_IN_CLIENT_SECRET="client-s3cret",
+    )
+
+    written = (home / "webserver_config.py").read_text()
+    assert "AUTH_TYPE = AUTH_OAUTH" in written
+    assert "client-s3cret" not in written
+    assert result.env["AIRFLOW__FAB__CONFIG_FILE"] == str(home / "webserver_config.py")
+    assert result.env["AIRFLOW__FAB__ENABLE_PROXY_FIX"] == "True"
+    assert result.env["PYTHONPATH"].split(os.pathsep)[-1] == bootstrap.runtime_import_root()
+    assert "from openmwaa.runtime.sign_in import security_manager_class" in written
+    assert "'reserved': ['admin']" in written
+
+
+def test_api_server_of_airflow_2_with_oidc_sets_the_webserver_options(
+    sandbox: dict[str, Any],
+) -> None:
+    home = sandbox["tmp"] / "home"
+    home.mkdir()
+    env = {
+        **sandbox["env"],
+        "OPENMWAA_COMPONENT": "api-server",
+        "AIRFLOW_HOME": str(home),
+        "OPENMWAA_SIGN_IN": json.dumps(OIDC),
+        "OPENMWAA_SIGN_IN_CLIENT_SECRET": "client-s3cret",
+    }
+    with pytest.raises(ExecCalledError) as result:
+        bootstrap.start(
+            env, python=sandbox["python"], execvpe=fake_execvpe, installed_airflow="2.11.2"
+        )
+
+    assert result.value.env["AIRFLOW__WEBSERVER__CONFIG_FILE"] == str(home / "webserver_config.py")
+    assert result.value.env["AIRFLOW__WEBSERVER__ENABLE_PROXY_FIX"] == "True"
+    assert "AIRFLOW__FAB__CONFIG_FILE" not in result.value.env
+
+
+def test_api_server_without_sign_in_writes_no_webserver_config(sandbox: dict[str, Any]) -> None:
+    home = sandbox["tmp"] / "home"
+    home.mkdir()
+
+    result = start(sandbox, "api-server", AIRFLOW_HOME=str(home))
+
+    assert not (home / "webserver_config.py").exists()
+    assert "AIRFLOW__FAB__CONFIG_FILE" not in result.env
+    assert "AIRFLOW__FAB__ENABLE_PROXY_FIX" not in result.env
+    assert "PYTHONPATH" not in result.env
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"OPENMWAA_SIGN_IN": "{not json"}, "OPENMWAA_SIGN_IN is not valid JSON"),
+        ({"OPENMWAA_SIGN_IN": json.dumps({"method": "ldap"})}, "OPENMWAA_SIGN_IN: method"),
+        ({"OPENMWAA_SIGN_IN": json.dumps(OIDC)}, "OPENMWAA_SIGN_IN_CLIENT_SECRET is not set"),
+    ],
+)
+def test_fails_at_start_when_the_sign_in_is_unusable(
+    sandbox: dict[str, Any], variables: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        start(sandbox, "api-server", **variables)
+
+    assert calls(sandbox) == []
+
+
+def test_identity_center_fails_at_start_without_python3_saml(sandbox: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"apache-airflow-providers-amazon\[python3-saml\]"):
+        start(
+            sandbox,
+            "api-server",
+            FAKE_DASH_C_EXIT="1",
+            OPENMWAA_SIGN_IN=json.dumps(IDENTITY_CENTER),
+        )
+
+    assert "python -c import onelogin.saml2.auth" in calls(sandbox)
+
+
+def test_identity_center_runs_the_aws_auth_manager_and_makes_no_user(
+    sandbox: dict[str, Any],
+) -> None:
+    result = start(
+        sandbox,
+        "api-server",
+        OPENMWAA_SIGN_IN=json.dumps(IDENTITY_CENTER),
+        OPENMWAA_MACHINE_KEY="k" * 32,
+    )
+
+    assert result.env["AIRFLOW__CORE__AUTH_MANAGER"] == sign_in.AWS_AUTH_MANAGER
+    assert result.env["AIRFLOW__AWS_AUTH_MANAGER__AVP_POLICY_STORE_ID"] == "ps-1"
+    assert "airflow aws-auth-manager update-avp-schema --policy-store-id ps-1" in calls(sandbox)
+    assert not users_calls(sandbox)
+
+
+def test_other_components_ignore_the_sign_in(sandbox: dict[str, Any]) -> None:
+    result = start(sandbox, "triggerer", OPENMWAA_SIGN_IN="{not json")
+
+    assert result.args_ == ["airflow", "triggerer"]

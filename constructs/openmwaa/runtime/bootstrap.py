@@ -19,8 +19,10 @@ image's Python. In order, each step with a hard limit (as MWAA):
    once no older component is alive (:mod:`.upgrade_gate`), under the schedulers' advisory
    lock, check again and ``airflow db migrate``, so several schedulers migrate once; fatal for
    a database a newer Airflow migrated; other components wait until migrations are done;
-6. api-server with the FAB auth manager: create the admin user, or reset its password to the
-   secret's;
+6. api-server: the sign-in from ``OPENMWAA_SIGN_IN`` (:mod:`.sign_in`: Airflow's
+   ``webserver_config.py`` and its options; fatal if invalid); with the FAB auth manager, in
+   one Airflow process (:mod:`.machine_users`), create the admin user or set its role and
+   password to the secret's, and with ``OPENMWAA_MACHINE_KEY`` the machine users likewise;
 7. run the component: ``exec`` into Airflow, except the worker, where this process stays the
    parent of ``airflow celery worker`` to forward SIGTERM (Celery's warm shutdown: stop
    consuming, finish running tasks) and to keep ECS task scale-in protection in step; Celery
@@ -47,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import NoReturn
 
-from . import config, contracts
+from . import config, contracts, sign_in
 from .config import ConfigError
 from .contracts import (
     API_SERVER,
@@ -57,12 +59,13 @@ from .contracts import (
     STARTUP_SCRIPT_KEY,
     WORKER,
 )
+from .machine_users import ensure_users, fab_users
 from .mwaa_conventions import link_airflow_home, mwaa_variables
 from .requirements import build_requirements, install_requirements
 from .startup_steps import (
     FatalError,
     Settings,
-    ensure_admin_user,
+    configure_sign_in,
     ensure_pycurl,
     ld_preload,
     migrate_database,
@@ -70,6 +73,7 @@ from .startup_steps import (
     read_settings,
     run_startup_script,
     wait_for_migrations,
+    with_python_path,
 )
 from .supervisor import Monitor, load_monitor, supervise
 
@@ -87,9 +91,8 @@ def runtime_import_root() -> str:
 def worker_celery_env(env: Mapping[str, str], root: str, package: str) -> dict[str, str]:
     """What the worker's Celery needs to load :mod:`.celery_signals`: the runtime on
     ``PYTHONPATH`` (after the user's) and ``[celery] celery_config_options`` naming it."""
-    path = env.get("PYTHONPATH", "")
     return {
-        "PYTHONPATH": f"{path}{os.pathsep}{root}" if path else root,
+        "PYTHONPATH": with_python_path(env, root),
         config.env_name("celery.celery_config_options"): f"{package}.celery_signals.CELERY_CONFIG",
     }
 
@@ -109,9 +112,15 @@ def prepare(
 ) -> tuple[list[str], dict[str, str]]:
     """Run steps 1-6; return the component's command and environment."""
     admin_secret = env.get(contracts.ADMIN_SECRET_VARIABLE, "")
-    admin = None
-    if settings.component == API_SERVER and admin_secret:
-        admin = config.parse_admin_secret(admin_secret)
+    admin, sign, machine_key = None, None, ""
+    if settings.component == API_SERVER:
+        if admin_secret:
+            admin = config.parse_admin_secret(admin_secret)
+        sign = sign_in.parse_sign_in(env.get(contracts.SIGN_IN_VARIABLE))
+        secret = contracts.SIGN_IN_CLIENT_SECRET_VARIABLE
+        if sign["method"] == "oidc" and not env.get(secret):
+            raise ConfigError(f"{secret} is not set (the oidc sign-in's client secret)")
+        machine_key = env.get(contracts.MACHINE_KEY_VARIABLE, "")
     airflow_env = config.airflow_environment(env, settings.major)
     airflow_env.update(mwaa_variables(env, settings.airflow_version))
     link_airflow_home(airflow_env, settings.sync_root)
@@ -130,13 +139,22 @@ def prepare(
         migrate_database(airflow_env, settings.airflow_version)
     else:
         wait_for_migrations(airflow_env)
+    root = runtime_import_root()
+    if sign is not None:
+        if admin is not None:
+            sign = {**sign, "reserved": [admin.username]}
+        airflow_env = configure_sign_in(
+            sign, airflow_env, settings.major, python, root, __package__
+        )
     auth_manager = airflow_env.get("AIRFLOW__CORE__AUTH_MANAGER", "")
-    if admin is not None and needs_admin_user(settings.component, auth_manager, True):
-        ensure_admin_user(admin, airflow_env)
+    users = fab_users(admin, machine_key)
+    if users and needs_admin_user(settings.component, auth_manager, True):
+        users_env = {**airflow_env, "PYTHONPATH": with_python_path(airflow_env, root)}
+        ensure_users(users, users_env, python, __package__)
     elif settings.component == API_SERVER:
-        LOG.info("no admin user to create (auth manager %s)", auth_manager or "default")
+        LOG.info("no user to create (auth manager %s)", auth_manager or "default")
     if settings.component == WORKER:
-        airflow_env.update(worker_celery_env(airflow_env, runtime_import_root(), __package__))
+        airflow_env.update(worker_celery_env(airflow_env, root, __package__))
     command = config.airflow_command(
         settings.component,
         settings.major,
@@ -207,6 +225,8 @@ def airflow_cli(
         raise ConfigError("Apache Airflow is not installed in this Python")
     airflow_env = config.airflow_environment(env, config.airflow_major(installed_airflow))
     airflow_env.update(mwaa_variables(env, installed_airflow))
+    # A sign-in's webserver_config.py imports the runtime (`airflow users ...` loads it).
+    airflow_env["PYTHONPATH"] = with_python_path(airflow_env, runtime_import_root())
     execvpe("airflow", ["airflow", *args], airflow_env)
 
 

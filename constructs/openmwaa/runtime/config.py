@@ -43,20 +43,29 @@ PROTECTED_OPTIONS: frozenset[str] = frozenset(
         "core.fernet_key",
         "core.plugins_folder",
         "database.sql_alchemy_conn",
+        "fab.config_file",
         "logging.remote_base_log_folder",
         "logging.remote_log_conn_id",
         "logging.remote_logging",
         "operators.default_queue",
         "scheduler.standalone_dag_processor",
+        "webserver.config_file",
         "webserver.secret_key",
     }
 )
 """Airflow options (``section.key``) openmwaa sets and users may not override.
 
 They wire Airflow to the environment's database, queue, secrets, log groups and file system;
-a different value breaks the environment. Their ``_cmd`` and ``_secret`` variants are
+a different value breaks the environment (``config_file``: the runtime writes the sign-in's
+``webserver_config.py``, :mod:`.sign_in`). Their ``_cmd`` and ``_secret`` variants are
 protected too (see :func:`is_protected_option`).
 """
+
+FAB_API_AUTH_BACKENDS = ",".join(
+    f"airflow.providers.fab.auth_manager.api.auth.backend.{name}"
+    for name in ("basic_auth", "session")
+)
+"""Airflow 2's REST API authentication: the FAB provider's basic auth, then the UI's session."""
 
 OPINIONATED_DEFAULTS: Mapping[str, str] = {
     "core.auth_manager": FAB_AUTH_MANAGER,
@@ -71,7 +80,11 @@ OPINIONATED_DEFAULTS_AIRFLOW2: Mapping[str, str] = {
     "logging.delete_local_logs": "True",
     "celery_broker_transport_options.visibility_timeout": "43200",
     "scheduler.dag_dir_list_interval": "30",
+    "api.auth_backends": FAB_API_AUTH_BACKENDS,
 }
+"""Options openmwaa sets unless the user (or startup.sh) sets them (Airflow 2). Basic auth is on
+for the REST API, as the API access Lambda's machine users and the break-glass admin need it:
+single sign-on users have no password to send."""
 
 API_SERVER_DEFAULTS: Mapping[str, str] = {"FORWARDED_ALLOW_IPS": "*"}
 """Variables of the Airflow 3 api-server, unless already set. It runs with ``--proxy-headers``
@@ -84,6 +97,7 @@ RAW_SECRET_VARIABLES = (
     contracts.DB_SECRET_VARIABLE,
     contracts.FERNET_SEED_VARIABLE,
     contracts.ADMIN_SECRET_VARIABLE,
+    contracts.MACHINE_KEY_VARIABLE,
 )
 """ECS secrets the bootstrap consumes; removed from the environment Airflow and DAGs see."""
 

@@ -34,6 +34,20 @@ DB_NAME_VARIABLE = "OPENMWAA_DB_NAME"
 DB_SECRET_VARIABLE = "OPENMWAA_DB_SECRET"
 FERNET_SEED_VARIABLE = "OPENMWAA_FERNET_SEED"
 ADMIN_SECRET_VARIABLE = "OPENMWAA_ADMIN_SECRET"
+SIGN_IN_VARIABLE = "OPENMWAA_SIGN_IN"
+"""How people sign in to the UI, as JSON (``SignIn.settings``): plain, on the api-server (the
+webserver on Airflow 2) only; the runtime writes Airflow's ``webserver_config.py`` from it."""
+SIGN_IN_CLIENT_SECRET_VARIABLE = "OPENMWAA_SIGN_IN_CLIENT_SECRET"
+"""The identity provider's OAuth client secret: an ECS secret from Secrets Manager, api-server
+only, never a plain variable."""
+MACHINE_KEY_VARIABLE = "OPENMWAA_MACHINE_KEY"
+"""The key the machine users' passwords derive from (``runtime/machine_users.machine_password``
+and its copy in the API access Lambda, kept equal by a test): an ECS secret on the api-server;
+the Lambda reads it from Secrets Manager."""
+AIRFLOW_URL_VARIABLE = "OPENMWAA_AIRFLOW_URL"
+"""The environment's web URL (the load balancer's), as the API access Lambda calls it."""
+MACHINE_KEY_SECRET_VARIABLE = "OPENMWAA_MACHINE_KEY_SECRET_ARN"
+"""The machine key secret's ARN, which the API access Lambda reads."""
 QUEUE_URL_VARIABLE = "OPENMWAA_CELERY_QUEUE_URL"
 QUEUE_NAME_VARIABLE = "OPENMWAA_CELERY_QUEUE_NAME"
 POOL_QUEUES_VARIABLE = "OPENMWAA_CELERY_POOL_QUEUES"
@@ -110,3 +124,20 @@ METRIC_REQUIREMENTS_BUILD_FAILED = "RequirementsBuildFailed"
 CONNECTIONS_PREFIX = "airflow/connections"
 VARIABLES_PREFIX = "airflow/variables"
 SECRETS_PREFIXES = (CONNECTIONS_PREFIX, VARIABLES_PREFIX)
+
+# Airflow's roles (FAB's built-in roles, MWAA's role names) and the machine users: one FAB user
+# per role, which the api-server creates and the API access Lambda signs in as on behalf of an
+# IAM caller allowed that role. MACHINE_PASSWORD_CONTEXT is what the key signs per role.
+AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer", "Public")
+"""The roles people and machines may be given, as MWAA names them."""
+MACHINE_USER_PREFIX = "openmwaa-iam-"
+"""Machine users are ``<prefix><role in lower case>``, e.g. ``openmwaa-iam-op``."""
+
+
+def machine_username(role: str) -> str:
+    """The machine user of ``role`` (one of :data:`AIRFLOW_ROLES`)."""
+    return MACHINE_USER_PREFIX + role.lower()
+
+
+MACHINE_PASSWORD_CONTEXT = "openmwaa-machine-user/"
+"""The HMAC message is this prefix and the role name."""

@@ -2,9 +2,10 @@
 
 What the container is (:func:`read_settings`), kombu's pycurl, ``startup.sh``, pip with the
 running Airflow's constraints (:func:`pip_install`, also used by :mod:`.requirements`), the
-metadata database's migrations (the scheduler's gated by :mod:`.upgrade_gate`) and the FAB
-admin user. Each step has a hard limit, as in MWAA; a step Airflow cannot run without raises
-:class:`FatalError`. Standard library only.
+metadata database's migrations (the scheduler's gated by :mod:`.upgrade_gate`), the sign-in
+(:func:`configure_sign_in`); the FAB users are in :mod:`.machine_users`. Each step has a hard
+limit, as in MWAA; a step Airflow cannot run without raises :class:`FatalError`. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import os
 import platform
 import shutil
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from . import config, contracts, upgrade_gate
+from . import config, contracts, sign_in, upgrade_gate
 from .config import ConfigError
 from .contracts import (
     API_SERVER,
@@ -38,8 +39,8 @@ STARTUP_SCRIPT_TIMEOUT = 5 * 60
 PYCURL_TIMEOUT = 5 * 60
 MIGRATION_TIMEOUT = 30 * 60
 CHECK_MIGRATIONS_TIMEOUT = 5 * 60
-ADMIN_USER_TIMEOUT = 3 * 60
-ADMIN_USER_ATTEMPTS = 5
+SAML_CHECK_TIMEOUT = 60
+AVP_SCHEMA_TIMEOUT = 2 * 60
 CONSTRAINTS_FETCH_TIMEOUT = 30
 LOCAL_CONSTRAINTS = "<installed distributions>"
 BUILD_COMPONENT = BUILD_REQUIREMENTS
@@ -343,42 +344,54 @@ def wait_for_migrations(env: Mapping[str, str]) -> None:
     LOG.info("metadata database is migrated")
 
 
-def ensure_admin_user(admin: config.AdminUser, env: Mapping[str, str]) -> bool:
-    """Create the FAB admin user, or set its password to the secret's if it exists.
-
-    The password goes to the CLI on stdin (its prompt falls back to stdin without a
-    terminal), never on the command line. Retried: a second api-server may race us, or the
-    auth tables may still be migrating. A failure is logged, not fatal.
-    """
-    stdin = f"{admin.password}\n{admin.password}\n"
-    create = ["airflow", "users", "create", "--username", admin.username, "--role", "Admin"]
-    create += ["--firstname", "Airflow", "--lastname", "Admin"]
-    create += ["--email", f"{admin.username}@example.com"]
-    reset = ["airflow", "users", "reset-password", "--username", admin.username]
-    for attempt in range(1, ADMIN_USER_ATTEMPTS + 1):
-        code, out = run(create, env, ADMIN_USER_TIMEOUT, stdin_text=stdin, capture=True)
-        if code == 0 and "already exist" in out:
-            code, out = run(reset, env, ADMIN_USER_TIMEOUT, stdin_text=stdin, capture=True)
-            if code == 0:
-                LOG.info("admin user %r exists: password set from the secret", admin.username)
-                return True
-        elif code == 0:
-            LOG.info("admin user %r created", admin.username)
-            return True
-        LOG.warning(
-            "admin user attempt %d/%d failed (%s): %s",
-            attempt,
-            ADMIN_USER_ATTEMPTS,
-            outcome(code),
-            out.strip()[-2000:],
-        )
-        time.sleep(min(30, 5 * attempt))
-    LOG.error(
-        "cannot create the admin user %r: UI and API login fail until a restart", admin.username
-    )
-    return False
-
-
 def outcome(code: int | None) -> str:
     """A step's exit code for a log line: ``timed out`` (None) or ``exit <code>``."""
     return "timed out" if code is None else f"exit {code}"
+
+
+def with_python_path(env: Mapping[str, str], root: str) -> str:
+    """``PYTHONPATH`` of ``env`` with ``root`` (the runtime zip) after the user's entries."""
+    path = env.get("PYTHONPATH", "")
+    return f"{path}{os.pathsep}{root}" if path else root
+
+
+def configure_sign_in(
+    settings: Mapping[str, Any],
+    env: Mapping[str, str],
+    major: int,
+    python: str,
+    root: str,
+    package: str,
+) -> dict[str, str]:
+    """The api-server's sign-in (:mod:`.sign_in`): write ``$AIRFLOW_HOME/webserver_config.py``
+    and return ``env`` with its options, the runtime importable as ``package`` when that file
+    needs it. ``identity_center`` fails at once (:class:`.config.ConfigError`) unless
+    python3-saml imports, which the stock image lacks, then writes the amazon provider's
+    schema into the Verified Permissions policy store (a failure is logged, not fatal)."""
+    home = env.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    path = os.path.join(home, sign_in.CONFIG_FILE)
+    options, text = sign_in.sign_in_setup(settings, major, path, package)
+    result = {**env, **{config.env_name(k): v for k, v in options.items()}}
+    if text is not None:
+        try:
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(text)
+        except OSError as error:
+            raise FatalError(f"cannot write {path}: {error}") from None
+        result["PYTHONPATH"] = with_python_path(result, root)
+    if settings["method"] == "identity_center":
+        saml = [python, "-c", "import onelogin.saml2.auth"]
+        code, _ = run(saml, result, SAML_CHECK_TIMEOUT, capture=True)
+        if code != 0:
+            raise ConfigError(
+                f"the identity_center sign-in needs python3-saml ({outcome(code)}): add the"
+                f" line {sign_in.SAML_REQUIREMENT} to requirements.txt"
+            )
+        # The construct's store starts with a minimal schema; the provider writes its own.
+        store = settings["policy_store_id"]
+        update = ["airflow", "aws-auth-manager", "update-avp-schema", "--policy-store-id", store]
+        code, _ = run(update, result, AVP_SCHEMA_TIMEOUT)
+        if code != 0:
+            LOG.warning("the policy store's schema was not updated (%s)", outcome(code))
+    LOG.info("sign-in: %s, options %s", settings["method"], sorted(options))
+    return result
