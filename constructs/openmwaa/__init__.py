@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .props import ModuleLogging as ModuleLogging
     from .props import WebserverAccessMode as WebserverAccessMode
     from .props import WorkerPool as WorkerPool
+    from .sign_in import SignIn as SignIn
 
 _MODULE_OF = {
     "AirflowEnvironment": "environment",
@@ -26,6 +27,7 @@ _MODULE_OF = {
     "LogLevel": "props",
     "LoggingConfiguration": "props",
     "ModuleLogging": "props",
+    "SignIn": "sign_in",
     "WebserverAccessMode": "props",
     "WorkerPool": "props",
 }

@@ -14,11 +14,13 @@ from .nag_acknowledgements import acknowledge
 from .nag_reasons import (
     ADMIN_SECRET_ROTATION,
     FERNET_SEED_ROTATION,
+    MACHINE_KEY_ROTATION,
     SECRET_WITHOUT_CMK,
     SIGNING_SECRET_ROTATION,
 )
 
 ADMIN_USERNAME = "admin"
+MACHINE_KEY_LENGTH = 64
 
 
 class AirflowSecrets(Construct):
@@ -33,7 +35,11 @@ class AirflowSecrets(Construct):
       32-byte base64 key Fernet needs.
     - `jwt_secret`: signs the API's JSON web tokens (`[api_auth] jwt_secret`).
     - `api_secret_key`: Airflow's session secret (`[api] secret_key`).
-    - `admin`: JSON `{"username": "admin", "password": ...}`, the first UI/API user.
+    - `admin`: JSON `{"username": "admin", "password": ...}`, the first UI/API user, kept as
+      break-glass access when people sign in through single sign-on.
+    - `machine_key`: 64 random characters; the passwords of the machine users (one per
+      Airflow role, which IAM callers act as through the API access) derive from it. Only the
+      api-server gets it (and the API access function reads it).
 
     They follow the data's `removal_policy` (default RETAIN_ON_UPDATE_OR_DELETE: kept on
     stack delete, deleted by the rollback of a failed first create): the Fernet key decrypts
@@ -72,6 +78,14 @@ class AirflowSecrets(Construct):
             kms_key,
             removal_policy,
         )
+        self.machine_key = self._random(
+            "MachineKey",
+            "key of the machine users' passwords",
+            environment_name,
+            kms_key,
+            removal_policy,
+            length=MACHINE_KEY_LENGTH,
+        )
         self.admin = secretsmanager.Secret(
             self,
             "Admin",
@@ -92,6 +106,7 @@ class AirflowSecrets(Construct):
         acknowledge(self.jwt_secret, SIGNING_SECRET_ROTATION)
         acknowledge(self.api_secret_key, SIGNING_SECRET_ROTATION)
         acknowledge(self.admin, ADMIN_SECRET_ROTATION)
+        acknowledge(self.machine_key, MACHINE_KEY_ROTATION)
 
     def _random(
         self,
@@ -100,6 +115,7 @@ class AirflowSecrets(Construct):
         environment_name: str,
         kms_key: kms.IKey | None,
         removal_policy: RemovalPolicy,
+        length: int = 48,
     ) -> secretsmanager.Secret:
         return secretsmanager.Secret(
             self,
@@ -108,10 +124,17 @@ class AirflowSecrets(Construct):
             encryption_key=kms_key,
             removal_policy=removal_policy,
             generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True
+                password_length=length, exclude_punctuation=True
             ),
         )
 
     @property
     def all(self) -> list[secretsmanager.Secret]:
-        return [self.fernet_seed, self.jwt_secret, self.api_secret_key, self.admin]
+        """Every secret of the environment's Airflow (not the database's)."""
+        return [
+            self.fernet_seed,
+            self.jwt_secret,
+            self.api_secret_key,
+            self.admin,
+            self.machine_key,
+        ]

@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import Annotations, ArnFormat, Duration, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -25,11 +26,13 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_verifiedpermissions as avp
 
 from constructs import Construct
 
 from . import defaults
 from .airflow_secrets import AirflowSecrets
+from .api_access import ApiAccess
 from .autoscaler import WorkerAutoscaler
 from .broker import CeleryBroker
 from .bundled_function import FunctionPlacement
@@ -43,6 +46,8 @@ from .image_mirror import AirflowImageMirror
 from .key_policy import allow_cloudwatch_logs, warn_imported_key
 from .log_groups import AirflowLogGroups, log_group_name
 from .monitoring import AirflowMonitoring
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import NAT_GATEWAY_TO_LOAD_BALANCER
 from .naming import namespace_name
 from .network import AirflowNetwork
 from .props import LoggingConfiguration, WebserverAccessMode, WorkerPool
@@ -50,6 +55,15 @@ from .requirements_builder import RequirementsBuilder
 from .runtime import contracts
 from .services import AirflowServices, execution_api_host
 from .shared_storage import SharedStorage
+from .sign_in import (
+    COGNITO,
+    IDENTITY_CENTER,
+    PASSWORD,
+    SIGN_IN_COGNITO_WARNING_ID,
+    SIGN_IN_WARNING_ID,
+    SignIn,
+    SignInResources,
+)
 from .source_bucket import SourceBucket
 from .validation import raise_if_invalid
 from .versions import (
@@ -118,6 +132,8 @@ class AirflowEnvironment(Construct):
         bucket_props: Mapping[str, Any] | None = None,
         database_props: Mapping[str, Any] | None = None,
         existing_cluster: ecs.ICluster | None = None,
+        sign_in: SignIn | None = None,
+        api_access: bool = True,
     ) -> None:
         """Create the environment.
 
@@ -169,7 +185,7 @@ class AirflowEnvironment(Construct):
         :param vpc_subnets: Subnets of your `vpc` to use. Default: its private subnets.
         :param nat_gateways: NAT gateways of the new VPC, 1 or 2. Default: 1.
         :param removal_policy: What CloudFormation does with the source bucket, the EFS
-            file system, the four Airflow secrets and every log group with data (the six
+            file system, the five Airflow secrets and every log group with data (the six
             `airflow-<name>-*` groups, the database's PostgreSQL group, the VPC flow-log
             group) when it deletes them: on stack delete or replacement, and on the
             rollback of a failed first create. Default: RETAIN_ON_UPDATE_OR_DELETE
@@ -262,6 +278,23 @@ class AirflowEnvironment(Construct):
             new SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to, encrypted
             with `kms_key` when given and otherwise not encrypted at rest (CloudWatch cannot
             publish to a topic under the AWS managed SNS key).
+        :param sign_in: How people sign in to the UI: `SignIn.oidc(...)` (any OpenID Connect
+            provider, groups mapped to Airflow roles), `SignIn.cognito()` (a Cognito user pool
+            of the environment), `SignIn.iam_identity_center(...)` (Airflow 3: the amazon
+            provider's AWS auth manager with Amazon Verified Permissions) or
+            `SignIn.password()` (FAB's own users and passwords). Users of the single sign-on
+            methods are created at their first sign-in with the role their groups map to; the
+            admin secret stays as break-glass access. `SignIn.cognito()` needs HTTPS
+            (`domain_name` with `hosted_zone` or with `certificate`): Cognito, like most identity
+            providers, accepts only https:// callback URLs. Default: `SignIn.cognito()` when
+            the load balancer serves HTTPS; otherwise `SignIn.password()`, and synth warns how
+            to turn single sign-on on.
+        :param api_access: IAM access to the REST API for machines, like MWAA's
+            `CreateCliToken` and `InvokeRestApi` (`env.api_access`: a regional API Gateway
+            API with AWS_IAM authorization and a Lambda that signs in as one machine user per
+            Airflow role; `env.grant_airflow_role(principal, "Op")`; the `openmwaa token`,
+            `api` and `airflow` commands). Not built with `SignIn.iam_identity_center()`,
+            whose auth manager has no password users. Default: `True`.
         """
         props = AirflowEnvironmentProps(
             **{name: value for name, value in locals().items() if name in PROP_NAMES}
@@ -461,6 +494,7 @@ class AirflowEnvironment(Construct):
                 configuration_options=p.airflow_configuration_options,
             )
         )
+        self._add_sign_in(p)
 
         placement = FunctionPlacement(
             vpc=self.network.vpc,
@@ -469,6 +503,23 @@ class AirflowEnvironment(Construct):
             kms_key=kms_key,
             log_retention=self.logging_configuration.retention,
         )
+        self.api_access: ApiAccess | None = None
+        """IAM access to the REST API for machines (`api_access`); None when off or with
+        `SignIn.iam_identity_center()`."""
+        if p.api_access and p.sign_in.method != IDENTITY_CENTER:
+            self.api_access = ApiAccess(
+                self,
+                "ApiAccess",
+                environment_name=self.environment_name,
+                placement=placement,
+                airflow_url=self.web.url,
+                airflow_version=airflow_version,
+                machine_key=self.secrets.machine_key,
+                web_security_group=self.web.security_group,
+            )
+            if self.webserver_access_mode is WebserverAccessMode.PUBLIC_ONLY:
+                self._let_api_access_reach_public_web()
+
         self.dag_sync = DagSync(
             self,
             "DagSync",
@@ -569,6 +620,114 @@ class AirflowEnvironment(Construct):
 
         for key, value in p.tags.items():
             Tags.of(self).add(key, value)
+
+    def _add_sign_in(self, p: ResolvedProps) -> None:
+        """The sign-in's resources (after the web access: Cognito's callback is its URL), its
+        settings and client secret on the api-server container only."""
+        self.sign_in: SignIn = p.sign_in
+        """How people sign in (the `sign_in` prop, or its default)."""
+        self.sign_in_resources = SignInResources(
+            self,
+            "SignIn",
+            sign_in=p.sign_in,
+            environment_name=self.environment_name,
+            airflow_version=p.airflow_version,
+            url=self.web.url,
+            task_role=self.execution_role,
+            kms_key=p.kms_key,
+        )
+        task = self.services.task_definitions[contracts.API_SERVER]
+        container = task.find_container(contracts.API_SERVER)
+        if container is None:
+            raise LookupError(f"no container {contracts.API_SERVER} in {task.node.path}")
+        self.sign_in_resources.attach(container)
+        domain = self.sign_in_resources.user_pool_domain
+        if domain is not None:
+            # The api-server reads the pool's OpenID metadata, which names the domain, at start.
+            self.services.services[contracts.API_SERVER].node.add_dependency(domain)
+        if p.sign_in_defaulted and p.sign_in.method == COGNITO:
+            Annotations.of(self).add_warning_v2(
+                SIGN_IN_COGNITO_WARNING_ID,
+                "sign_in: people sign in through a new Cognito user pool (the default with "
+                "HTTPS); users with Airflow passwords can no longer sign in to the UI. Give "
+                "sign_in=SignIn.cognito() to confirm, or sign_in=SignIn.password() to keep "
+                "Airflow's own passwords.",
+            )
+        if p.sign_in_defaulted and p.sign_in.method == PASSWORD:
+            Annotations.of(self).add_warning_v2(
+                SIGN_IN_WARNING_ID,
+                "sign_in: people sign in with FAB's own passwords, because the load balancer "
+                "serves no HTTPS (Cognito and most identity providers accept only https:// "
+                "callback URLs). For single sign-on give domain_name with certificate or with "
+                "hosted_zone (the default then is an embedded Cognito user pool), or "
+                "sign_in=SignIn.oidc(...) with your provider; sign_in=SignIn.password() "
+                "silences this warning.",
+            )
+
+    @property
+    def user_pool(self) -> cognito.UserPool | None:
+        """The Cognito user pool of `SignIn.cognito()` (add users and put them in groups
+        there); None with another sign-in."""
+        return self.sign_in_resources.user_pool
+
+    @property
+    def user_pool_client(self) -> cognito.UserPoolClient | None:
+        """The Cognito app client Airflow signs in with; None without Cognito."""
+        return self.sign_in_resources.user_pool_client
+
+    @property
+    def policy_store(self) -> avp.CfnPolicyStore | None:
+        """The Amazon Verified Permissions policy store of `SignIn.iam_identity_center()`
+        (add your own Cedar policies to it); None with another sign-in."""
+        return self.sign_in_resources.policy_store
+
+    def _let_api_access_reach_public_web(self) -> None:
+        """An internet-facing load balancer resolves to public addresses, so the API access
+        function (in the private subnets) reaches it through the NAT gateways: let their
+        addresses in on the listener's port. A given VPC's NAT addresses are unknown at synth:
+        synth warns to add them to `allowed_cidrs`."""
+        port = self.web.listener.port
+        addresses = [
+            eip
+            for subnet in self.network.vpc.public_subnets
+            if isinstance(eip := subnet.node.try_find_child("EIP"), ec2.CfnEIP)
+        ]
+        for index, eip in enumerate(addresses if self.network.created_vpc else []):
+            ingress = ec2.CfnSecurityGroupIngress(
+                self.web,
+                f"NatGatewayIngress{index}",
+                group_id=self.web.security_group.security_group_id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ip=Fn.join("", [eip.attr_public_ip, "/32"]),
+                description="API access function through the NAT gateway",
+            )
+            acknowledge(ingress, NAT_GATEWAY_TO_LOAD_BALANCER)
+        if not self.network.created_vpc or not addresses:
+            Annotations.of(self).add_warning_v2(
+                "openmwaa:apiAccessPublicWeb",
+                "api_access: the load balancer is internet-facing, so the API access function "
+                "reaches it through your VPC's NAT: add the NAT gateways' public addresses to "
+                "allowed_cidrs, or its calls time out (HTTP 504).",
+            )
+
+    def grant_airflow_role(self, grantee: iam.IGrantable, role: str) -> iam.Grant:
+        """Let `grantee` use Airflow `role` (Admin, Op, User, Viewer or Public) through the API
+        access: `execute-api:Invoke` on that role's two routes, MWAA's
+        `airflow:CreateWebLoginToken` on `role/<env>/<Role>`. Raises ValueError without API
+        access or for another role."""
+        if self.api_access is None:
+            raise ValueError(
+                "grant_airflow_role: this environment has no API access (api_access=False, "
+                "or sign_in=SignIn.iam_identity_center())"
+            )
+        return self.api_access.grant_airflow_role(grantee, role)
+
+    @property
+    def machine_key_secret(self) -> secretsmanager.ISecret:
+        """The key the machine users' passwords derive from (API access through IAM)."""
+        return self.secrets.machine_key
 
     @property
     def vpc(self) -> ec2.IVpc:

@@ -26,6 +26,7 @@ from aws_cdk import aws_sns as sns
 from . import defaults
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .props import LoggingConfiguration, WebserverAccessMode, WorkerPool
+from .sign_in import SignIn, has_https, resolve_sign_in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +76,8 @@ class AirflowEnvironmentProps:
     bucket_props: Mapping[str, Any] | None = None
     database_props: Mapping[str, Any] | None = None
     existing_cluster: ecs.ICluster | None = None
+    sign_in: SignIn | None = None
+    api_access: bool = True
 
 
 PROP_NAMES: tuple[str, ...] = tuple(f.name for f in fields(AirflowEnvironmentProps))
@@ -131,6 +134,12 @@ class ResolvedProps:
     bucket_props: Mapping[str, Any]
     database_props: Mapping[str, Any]
     existing_cluster: ecs.ICluster | None
+    sign_in: SignIn
+    """How people sign in: the `SignIn` given, or the default (Cognito with HTTPS, else
+    FAB's password sign-in). A value of another type is kept as given for validation to name."""
+    sign_in_defaulted: bool
+    """True when `sign_in` was not given."""
+    api_access: bool
 
 
 def _enum_value(value: object) -> str:
@@ -226,4 +235,14 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         bucket_props=_mapping(props.bucket_props),
         database_props=_mapping(props.database_props),
         existing_cluster=props.existing_cluster,
+        sign_in=resolve_sign_in(
+            props.sign_in,
+            https=has_https(
+                certificate=props.certificate,
+                domain_name=props.domain_name,
+                hosted_zone=props.hosted_zone,
+            ),
+        ),
+        sign_in_defaulted=props.sign_in is None,
+        api_access=props.api_access,
     )

@@ -439,3 +439,104 @@ def worker_task_protection(role: IConstruct, cluster: ecs.ICluster) -> Finding:
         "Workers set scale-in protection on their own task, whose id is only known at "
         "run time; the grant covers this environment's cluster only.",
     )
+
+
+API_ACCESS_FUNCTION = (
+    Finding(
+        "LambdaDLQ",
+        "Invoked synchronously by API Gateway for one caller, who receives the answer or the "
+        "error: there is no asynchronous event to keep, and a request must never be replayed.",
+    ),
+)
+"""The API access function's findings besides BUNDLED_FUNCTION's."""
+
+API_ACCESS_REST_API = (
+    aws_solutions(
+        "COG4",
+        "The callers are AWS principals (machines, CI, scripts), not Cognito users: every "
+        "method uses AWS_IAM authorization (SigV4), and IAM policies grant each Airflow role's "
+        "routes (ApiAccess.grant_airflow_role), as MWAA's IAM actions do.",
+    ),
+)
+"""The API access REST API's methods."""
+
+API_ACCESS_STAGE = (
+    *same_reason(
+        "Execution and access logs need API Gateway's account-level CloudWatch Logs role, an "
+        "account-wide singleton this construct must not create or replace "
+        "(cloud_watch_role=False). Every request is logged by the API access Lambda instead: "
+        "one JSON line with the caller's IAM ARN, route, role, status and duration; X-Ray "
+        "tracing is on. Set the account role and enable stage logging if your policy requires.",
+        "AwsSolutions-APIG1",
+        "AwsSolutions-APIG6",
+        "APIGWExecutionLoggingEnabled",
+    ),
+    *same_reason(
+        "Only SigV4-signed requests of IAM principals granted execute-api:Invoke on a route "
+        "reach the function (API Gateway rejects the rest before any integration runs), and the "
+        "stage is throttled. A WAF web ACL is an account or organisation choice: associate "
+        "one with the stage (wafv2.CfnWebACLAssociation) if your policy requires.",
+        "AwsSolutions-APIG3",
+        "APIGWAssociatedWithWAF",
+    ),
+    Finding(
+        "APIGWCacheEnabledAndEncrypted",
+        "Caching is off on purpose: every answer is an Airflow token or data for one IAM "
+        "caller and role, and a cached answer could reach another caller.",
+    ),
+    Finding(
+        "APIGWSSLEnabled",
+        "A client certificate authenticates API Gateway to an HTTP backend; this API's only "
+        "integration is a Lambda proxy integration, invoked through the Lambda API with IAM.",
+    ),
+)
+"""The API access REST API's stage."""
+
+
+COGNITO_ADVANCED_SECURITY = aws_solutions(
+    "COG8",
+    "Cognito threat protection (advanced security) needs the Plus feature plan, $0.02 per "
+    "monthly active user from the first; the pool uses Essentials, free for 10,000 monthly "
+    "active users. The pool allows no "
+    "self sign-up, requires a 14-character password with every character class and (by "
+    "default) TOTP MFA; set the plan and threat protection on env.user_pool if your policy "
+    "requires them.",
+)
+"""The embedded Cognito user pool (`SignIn.cognito()`)."""
+
+COGNITO_MFA_OFF = aws_solutions(
+    "COG2",
+    "MFA was turned off explicitly with SignIn.cognito(mfa=False); the default requires a "
+    "TOTP authenticator app.",
+)
+"""The embedded Cognito user pool with `mfa=False`."""
+
+SIGN_IN_CLIENT_SECRET_ROTATION = rotation(
+    "The value is the Cognito app client's secret, which only Cognito issues: a Secrets "
+    "Manager rotation would store a value Cognito does not accept. The api-server reads it at "
+    "start; replacing the app client changes it and restarts the api-server with the new one."
+)
+"""The secret holding the Cognito app client's secret."""
+
+MACHINE_KEY_ROTATION = rotation(
+    "The machine users' passwords derive from this key and are reset by the api-server when "
+    "it starts; a rotation Lambda would change the key under a running api-server. Rotate by "
+    "updating the secret and restarting the api-server service."
+)
+"""The machine key secret (API access through IAM)."""
+
+NAT_GATEWAY_TO_LOAD_BALANCER = (
+    *same_reason(
+        "Ingress from one NAT gateway's Elastic IP (/32, a reference cdk-nag cannot resolve) "
+        "on the listener port only: the API access function reaches the internet-facing load "
+        "balancer through the environment's own NAT gateways.",
+        "EC2RestrictedCommonPorts",
+        "AwsSolutions-EC23",
+    ),
+    Finding(
+        "EC2RestrictedSSH",
+        "The only port is the listener's (443, or 80 redirecting to it), from one NAT "
+        "gateway's Elastic IP; no rule opens port 22.",
+    ),
+)
+"""The public load balancer's ingress from the NAT gateways (API access)."""

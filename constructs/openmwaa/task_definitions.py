@@ -240,6 +240,9 @@ class TaskDefinitionFactory:
             secrets[contracts.ADMIN_SECRET_VARIABLE] = ecs.Secret.from_secrets_manager(
                 self.secrets.admin
             )
+            secrets[contracts.MACHINE_KEY_VARIABLE] = ecs.Secret.from_secrets_manager(
+                self.secrets.machine_key
+            )
         container = task.add_container(
             component.construct_id,
             container_name=component.name,

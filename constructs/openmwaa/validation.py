@@ -20,6 +20,7 @@ from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .environment_props import ResolvedProps
 from .props import WebserverAccessMode, WorkerPool
 from .runtime import PROTECTED_OPTIONS, is_protected_option
+from .sign_in import check_sign_in, has_https
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
 ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
@@ -368,6 +369,18 @@ def check_data_props(s: ResolvedProps) -> list[str]:
     return problems
 
 
+def check_sign_in_prop(s: ResolvedProps) -> list[str]:
+    """`sign_in`: a `SignIn`; Cognito only with HTTPS; Identity Center only on Airflow 3.
+    `api_access`: a bool."""
+    https = has_https(
+        certificate=s.certificate, domain_name=s.domain_name, hosted_zone=s.hosted_zone
+    )
+    problems = check_sign_in(s.sign_in, https=https, airflow_version=s.airflow_version)
+    if not isinstance(s.api_access, bool):
+        problems.append(f"api_access: got {s.api_access!r}; allowed: True, False")
+    return problems
+
+
 RULES: tuple[Rule, ...] = (
     check_environment_name,
     check_environment_class,
@@ -387,6 +400,7 @@ RULES: tuple[Rule, ...] = (
     check_durations,
     check_data_props,
     check_bring_your_own,
+    check_sign_in_prop,
 )
 
 

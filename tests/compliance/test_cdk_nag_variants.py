@@ -1,13 +1,18 @@
-"""cdk-nag over the variants whose resources differ: micro, public HTTPS, own VPC."""
+"""cdk-nag over the variants whose resources differ: micro, public HTTPS, own VPC, and each
+sign-in option."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 
-from openmwaa import AirflowEnvironment, EnvironmentClass, WorkerPool
+from openmwaa import AirflowEnvironment, EnvironmentClass, SignIn, WorkerPool
 from tests.compliance.nag import nag_findings
 from tests.stacks import TEST_ENV, public_https_stack, shared_vpc
 
@@ -78,5 +83,47 @@ def test_cdk_nag_imported_cluster_variant_has_no_unacknowledged_finding() -> Non
                 stack, "Cluster", cluster_name="platform", vpc=vpc
             ),
         )
+
+    assert nag_findings(build) == []
+
+
+SIGN_IN_VARIANTS = ("oidc", "cognito-certificate", "cognito-kms-no-mfa", "identity-center")
+
+
+@pytest.mark.parametrize("variant", SIGN_IN_VARIANTS)
+def test_cdk_nag_sign_in_variants_have_no_unacknowledged_finding(variant: str) -> None:
+    """Each sign-in option's resources: the OIDC client secret given, the Cognito user pool
+    (its app client's secret in a secret of ours, with and without a customer managed key),
+    the Verified Permissions policy store and its grant."""
+
+    def build(app: cdk.App) -> None:
+        stack = cdk.Stack(app, "SignIn", env=TEST_ENV)
+        props: dict[str, object] = {}
+        if variant == "oidc":
+            props["sign_in"] = SignIn.oidc(
+                issuer="https://acme.okta.com/oauth2/default",
+                client_id="0oa1b2c3d4",
+                client_secret=secretsmanager.Secret.from_secret_name_v2(
+                    stack, "IdpSecret", "okta-airflow-client"
+                ),
+                roles={"data-eng": "Op"},
+                name="okta",
+            )
+        if variant.startswith(("cognito", "identity")):
+            props["domain_name"] = "airflow.example.com"
+            props["certificate"] = acm.Certificate.from_certificate_arn(
+                stack,
+                "Certificate",
+                "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+            )
+            if variant == "cognito-kms-no-mfa":
+                props["kms_key"] = kms.Key(stack, "Key", enable_key_rotation=True)
+                props["sign_in"] = SignIn.cognito(mfa=False)
+        if variant.startswith("identity"):
+            props["sign_in"] = SignIn.iam_identity_center(
+                saml_metadata_url="https://portal.sso.eu-west-1.amazonaws.com/saml/metadata/MDEy",
+                roles={"9067a2b1c4-0a1b2c3d-4e5f-6789-abcd-ef0123456789": "Op", "admins": "Admin"},
+            )
+        AirflowEnvironment(stack, "Airflow", **props)
 
     assert nag_findings(build) == []

@@ -8,9 +8,11 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from cfnlint.api import ManualArgs, lint
 
 from openmwaa import (
@@ -19,6 +21,7 @@ from openmwaa import (
     LoggingConfiguration,
     LogLevel,
     ModuleLogging,
+    SignIn,
 )
 from tests.stacks import TEST_ENV, bundled_stack
 from tools.cdk_app import project_app
@@ -31,11 +34,30 @@ def _env(**props: Any) -> Callable[[cdk.App], cdk.Stack]:
             props["kms_key"] = kms.Key(stack, "Key", enable_key_rotation=True)
         if props.pop("with_vpc", False):
             props["vpc"] = ec2.Vpc(stack, "OwnVpc", max_azs=2)
+        if props.pop("with_certificate", False):
+            props["domain_name"] = "airflow.example.com"
+            props["certificate"] = acm.Certificate.from_certificate_arn(
+                stack, "Certificate", CERTIFICATE_ARN
+            )
+        if props.pop("with_oidc", False):
+            props["sign_in"] = SignIn.oidc(
+                issuer="https://acme.okta.com/oauth2/default",
+                client_id="0oa1b2c3d4",
+                client_secret=secretsmanager.Secret.from_secret_name_v2(
+                    stack, "IdpSecret", "okta-airflow-client"
+                ),
+                roles={"data-eng": "Op", "analysts": "Viewer"},
+                name="okta",
+            )
         AirflowEnvironment(stack, "Airflow", **props)
         return stack
 
     return build
 
+
+CERTIFICATE_ARN = (
+    "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+)
 
 COMBINATIONS: dict[str, Callable[[cdk.App], cdk.Stack]] = {
     "bundled-app": bundled_stack,
@@ -64,6 +86,18 @@ COMBINATIONS: dict[str, Callable[[cdk.App], cdk.Stack]] = {
     "bucket-and-database-props": _env(
         bucket_props={"bucket_name": "acme-airflow-dags", "transfer_acceleration": True},
         database_props={"preferred_maintenance_window": "Sun:03:00-Sun:04:00"},
+    ),
+    "sign-in-oidc": _env(with_oidc=True),
+    "sign-in-cognito-certificate": _env(with_certificate=True),
+    "sign-in-cognito-airflow-2-kms": _env(
+        with_certificate=True, with_key=True, airflow_version="2.11.2"
+    ),
+    "sign-in-identity-center": _env(
+        with_certificate=True,
+        sign_in=SignIn.iam_identity_center(
+            saml_metadata_url="https://portal.sso.eu-west-1.amazonaws.com/saml/metadata/MDEy",
+            roles={"9067a2b1c4-0a1b2c3d-4e5f-6789-abcd-ef0123456789": "Op", "admins": "Admin"},
+        ),
     ),
 }
 

@@ -18,6 +18,7 @@ KEEPING_POLICIES = {"Retain", "RetainExceptOnCreate", "Snapshot"}
 PINNED = {
     # retained data
     "AirflowSourceBucket5B9B957C": "AWS::S3::Bucket",
+    "AirflowSecretsMachineKeyF9627DE5": "AWS::SecretsManager::Secret",
     "AirflowSourceAccessLogs8722C247": "AWS::S3::Bucket",
     "AirflowSharedStorageFileSystem0D2B48DB": "AWS::EFS::FileSystem",
     "AirflowSecretsFernetSeed1B4CC83B": "AWS::SecretsManager::Secret",

@@ -112,7 +112,7 @@ def test_customer_key_lets_cloudwatch_logs_use_it(kms_template) -> None:
 
 def test_secrets_are_generated_never_given(default_template) -> None:
     secrets = default_template.find_resources("AWS::SecretsManager::Secret")
-    assert len(secrets) == 5
+    assert len(secrets) == 6
     for secret in secrets.values():
         assert "GenerateSecretString" in secret["Properties"]
         assert "SecretString" not in secret["Properties"]

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import dag_check, from_mwaa, metadata_import
+from . import airflow_cli, api, dag_check, from_mwaa, metadata_import, token
 
-COMMANDS = (from_mwaa, dag_check, metadata_import)
+COMMANDS = (from_mwaa, dag_check, metadata_import, token, api, airflow_cli)
 
 
 def parser() -> argparse.ArgumentParser:

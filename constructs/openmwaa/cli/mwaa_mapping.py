@@ -568,11 +568,14 @@ def _map_web_access(r: _Report) -> None:
     )
     r.add(
         "IdentityCenterConfiguration",
-        Disposition.NO_EQUIVALENT,
-        "-",
+        Disposition.MAPS_DIFFERENTLY,
+        "`sign_in`, `grant_airflow_role`",
         ("" if r.env.get("IdentityCenterConfiguration") else f"{NOT_SET}. ")
-        + "The UI login is Airflow's own (FAB) user database, with an `admin` user whose "
-        "password is in the Admin secret (output AdminSecretArn): create your users there",
+        + "People sign in through your identity provider, roles from its groups: "
+        "`SignIn.iam_identity_center(...)`, `SignIn.oidc(...)` or `SignIn.cognito()`; "
+        "principals that used CreateWebLoginToken, CreateCliToken or InvokeRestApi get "
+        "`env.grant_airflow_role(principal, role)` (docs/sign-in.md). The `admin` user "
+        "(output AdminSecretArn) stays as break-glass",
     )
 
 
