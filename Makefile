@@ -26,11 +26,14 @@ $(NODE_STAMP): package.json $(STAMP)
 
 install: $(STAMP) $(NODE_STAMP)
 
-# The end-to-end test starts a throwaway PostgreSQL server from the machine's binaries.
-E2E_DEBIAN_PACKAGES = postgresql pkg-config libmariadb-dev libldap2-dev libsasl2-dev libodbc2
+# The end-to-end test starts a throwaway PostgreSQL server from the machine's binaries, and
+# signs in with headless Chromium and its driver (a font for the screenshots' text).
+E2E_DEBIAN_PACKAGES = postgresql pkg-config libmariadb-dev libldap2-dev libsasl2-dev libodbc2 \
+	chromium chromium-driver fonts-liberation
 
 # PostgreSQL's server for the end-to-end test; the headers and libraries the stock image's
-# mysql, ldap and odbc extras build or load against (mysqlclient and python-ldap have no wheel)
+# mysql, ldap and odbc extras build or load against (mysqlclient and python-ldap have no wheel);
+# Chromium for the sign-in test
 system-deps:
 	@dpkg -s $(E2E_DEBIAN_PACKAGES) >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(E2E_DEBIAN_PACKAGES))

@@ -7,9 +7,9 @@ CloudWatch Logs) with the template's resources, and every Airflow component star
 command, entry point, environment and secrets of its container definition, changed only as
 :data:`tests.e2e.provision.LOCAL_SUBSTITUTIONS` lists (each in a mount namespace of its own
 where MWAA's ``/usr/local/airflow`` is its task's volume: run as root). The modules in
-:data:`FIRST_MODULES` (the versions, the upgrade, the MWAA compatibility suite) boot their
-own environments, one at a time, and run first, before the shared environment starts, so two
-environments never compete for the machine's two cores.
+:data:`FIRST_MODULES` (the versions, the upgrade, the MWAA compatibility suite, sign-in) boot
+their own environments, one at a time, and run first, before the shared environment starts, so
+two environments never compete for the machine's two cores.
 
 The environment is started once per test session and shared by every end-to-end module (it
 takes a minute or two to boot). Before each module, a component that a previous module stopped
@@ -61,7 +61,12 @@ __all__ = [
     "init_containers",
 ]
 
-FIRST_MODULES = ("test_versions_e2e.py", "test_upgrade_e2e.py", "test_mwaa_compat_e2e.py")
+FIRST_MODULES = (
+    "test_versions_e2e.py",
+    "test_upgrade_e2e.py",
+    "test_mwaa_compat_e2e.py",
+    "test_sign_in_e2e.py",
+)
 """Modules that boot environments of their own: they run before the shared one starts."""
 
 

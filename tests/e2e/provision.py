@@ -296,6 +296,19 @@ def provision(
             f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}"
         )
 
+    for logical_id in resources_of_type(template, "AWS::ApiGateway::RestApi"):
+        # Named by grant_airflow_role's execute-api ARNs and the stage's invoke URL; the
+        # test's local gateway (api_gateway.py) serves the REST API under this ID.
+        api_id = f"{zlib.crc32(logical_id.encode()):010x}"
+        resolver.refs[logical_id] = api_id
+        resolver.attributes[(logical_id, "RootResourceId")] = f"root-{api_id}"
+    for logical_id in resources_of_type(template, "AWS::ApiGateway::Resource"):
+        resolver.refs[logical_id] = f"res-{zlib.crc32(logical_id.encode()):08x}"
+    for logical_id in resources_of_type(template, "AWS::ApiGateway::Deployment"):
+        resolver.refs[logical_id] = f"dep-{zlib.crc32(logical_id.encode()):08x}"
+    for logical_id, resource in resources_of_type(template, "AWS::ApiGateway::Stage").items():
+        resolver.refs[logical_id] = resource.get("Properties", {}).get("StageName", logical_id)
+
     for logical_id in resources_of_type(template, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
         resolver.attributes[(logical_id, "DNSName")] = LOAD_BALANCER_DNS_NAME
 

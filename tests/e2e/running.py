@@ -254,7 +254,11 @@ def init_containers(task: TaskSpec) -> list[str]:
     return order
 
 
-LAMBDA_HANDLERS = ("dag_sync.handler.handler", "autoscaler.handler.handler")
+LAMBDA_HANDLERS = (
+    "dag_sync.handler.handler",
+    "autoscaler.handler.handler",
+    "api_access.handler.handler",
+)
 
 
 def function_role(template: dict[str, Any], handler: str) -> str:
