@@ -161,18 +161,6 @@ def plan(args: Sequence[str], major: int) -> AirflowCall:
     return handler(rest, prefix, major)
 
 
-def _dags_list(rest: list[str], prefix: str, major: int) -> AirflowCall:
-    parser = _parser("dags list")
-    _output_option(parser)
-    options = parser.parse_args(rest)
-    return AirflowCall(
-        "GET",
-        f"{prefix}/dags",
-        query={"limit": LIST_LIMIT},
-        render=_list_renderer("dags", ("dag_id", "owners", "is_paused"), options.output),
-    )
-
-
 def _dags_trigger(rest: list[str], prefix: str, major: int) -> AirflowCall:
     parser = _parser("dags trigger")
     parser.add_argument("dag_id")
@@ -344,18 +332,6 @@ def _variables_delete(rest: list[str], prefix: str, major: int) -> AirflowCall:
     )
 
 
-def _variables_list(rest: list[str], prefix: str, major: int) -> AirflowCall:
-    parser = _parser("variables list")
-    _output_option(parser)
-    options = parser.parse_args(rest)
-    return AirflowCall(
-        "GET",
-        f"{prefix}/variables",
-        query={"limit": LIST_LIMIT},
-        render=_list_renderer("variables", ("key",), options.output),
-    )
-
-
 def _connections_list(rest: list[str], prefix: str, major: int) -> AirflowCall:
     parser = _parser("connections list")
     _output_option(parser)
@@ -390,20 +366,27 @@ def _connections_delete(rest: list[str], prefix: str, major: int) -> AirflowCall
     )
 
 
-def _pools_list(rest: list[str], prefix: str, major: int) -> AirflowCall:
-    parser = _parser("pools list")
-    _output_option(parser)
-    options = parser.parse_args(rest)
-    return AirflowCall(
-        "GET",
-        f"{prefix}/pools",
-        query={"limit": LIST_LIMIT},
-        render=_list_renderer("pools", ("name", "slots", "description"), options.output),
-    )
+def _list_command(
+    collection: str, columns: Sequence[str]
+) -> Callable[[list[str], str, int], AirflowCall]:
+    """``<collection> list [-o FORMAT]``: the first LIST_LIMIT items, with `columns`."""
+
+    def command(rest: list[str], prefix: str, major: int) -> AirflowCall:
+        parser = _parser(f"{collection} list")
+        _output_option(parser)
+        options = parser.parse_args(rest)
+        return AirflowCall(
+            "GET",
+            f"{prefix}/{collection}",
+            query={"limit": LIST_LIMIT},
+            render=_list_renderer(collection, columns, options.output),
+        )
+
+    return command
 
 
 _COMMANDS: dict[tuple[str, str], Callable[[list[str], str, int], AirflowCall]] = {
-    ("dags", "list"): _dags_list,
+    ("dags", "list"): _list_command("dags", ("dag_id", "owners", "is_paused")),
     ("dags", "trigger"): _dags_trigger,
     ("dags", "pause"): _dags_pause(True),
     ("dags", "unpause"): _dags_pause(False),
@@ -412,8 +395,8 @@ _COMMANDS: dict[tuple[str, str], Callable[[list[str], str, int], AirflowCall]] =
     ("variables", "get"): _variables_get,
     ("variables", "set"): _variables_set,
     ("variables", "delete"): _variables_delete,
-    ("variables", "list"): _variables_list,
+    ("variables", "list"): _list_command("variables", ("key",)),
     ("connections", "list"): _connections_list,
     ("connections", "delete"): _connections_delete,
-    ("pools", "list"): _pools_list,
+    ("pools", "list"): _list_command("pools", ("name", "slots", "description")),
 }
