@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python benchmarks/simulate_autoscaling.py
 	$(BIN)/python benchmarks/bench_worker_start.py
 	$(BIN)/python benchmarks/bench_api_load.py
+	$(BIN)/python benchmarks/bench_metrics_relay.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

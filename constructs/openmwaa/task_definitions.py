@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import AssetHashType, Duration
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 
 from constructs import Construct
@@ -26,7 +27,12 @@ from .log_groups import AirflowLogGroups
 from .nag_acknowledgements import acknowledge
 from .nag_reasons import IMAGE_PULL_TOKEN, INLINE_ROLE_POLICY, PLAIN_CONTAINER_ENVIRONMENT
 from .runtime import contracts
-from .runtime_bundle import RUNTIME_ENTRY_POINT, RUNTIME_ENV_VAR, runtime_bundle_b64
+from .runtime_bundle import (
+    RUNTIME_ENTRY_POINT,
+    RUNTIME_ENV_VAR,
+    environment_file,
+    environment_file_sha256,
+)
 from .versions import is_airflow_2
 
 RUNTIME_VOLUME = "openmwaa-runtime"
@@ -146,11 +152,32 @@ def add_runtime_installer(
     links into the sync root (`SYNC_VOLUME`, read-only here) in the second; the Airflow
     containers wait for it.
 
+    The runtime reaches the init container in an ECS environment file: a CDK file asset
+    (construct id `RuntimeBundle`, named by its SHA-256) that ECS reads before the container
+    starts, as the task's execution role, which may get exactly that object and its bucket's
+    location. It stays out of the task definition, which ECS caps at 64 KiB.
+
     The first container of the task, so its image is bound here: an image of the
     environment's mirror grants the task's execution role ECR's pull token, acknowledged here.
     """
     task.add_volume(name=RUNTIME_VOLUME)
     task.add_volume(name=MWAA_HOME_VOLUME)
+    bundle = s3_assets.Asset(
+        task,
+        "RuntimeBundle",
+        path=str(environment_file()),
+        asset_hash=environment_file_sha256(),
+        asset_hash_type=AssetHashType.CUSTOM,
+    )
+    task.add_to_execution_role_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[bundle.bucket.arn_for_objects(bundle.s3_object_key)],
+        )
+    )
+    task.add_to_execution_role_policy(
+        iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[bundle.bucket.bucket_arn])
+    )
     runtime = task.add_container(
         "Runtime",
         container_name=RUNTIME_CONTAINER,
@@ -159,7 +186,7 @@ def add_runtime_installer(
         user="0",
         entry_point=RUNTIME_ENTRY_POINT,
         command=RUNTIME_INSTALL_COMMAND,
-        environment={RUNTIME_ENV_VAR: runtime_bundle_b64()},
+        environment_files=[ecs.EnvironmentFile.from_bucket(bundle.bucket, bundle.s3_object_key)],
         memory_reservation_mib=64,
         logging=logging,
     )
@@ -219,7 +246,10 @@ class TaskDefinitionFactory:
     def airflow_container(
         self, task: ecs.FargateTaskDefinition, component: Component, worker_queue: str = ""
     ) -> ecs.ContainerDefinition:
-        """The container of `component` in `task`, started once the init container is done."""
+        """The container of `component` in `task`, started once the init container is done.
+        The task's first Airflow container runs the task's metrics relay (when metrics are
+        on): containers of one task share its network namespace, so one relay serves all."""
+        first_in_task = all(task.find_container(c.name) is None for c in COMPONENTS)
         log_settings = self.log_groups.settings(component.log_type)
         level = (
             self.log_groups.settings("task").level if component is WORKER else log_settings.level
@@ -254,6 +284,7 @@ class TaskDefinitionFactory:
                 component=component.name,
                 log_level=level.value,
                 worker_queue=worker_queue,
+                metrics_relay=first_in_task,
             ),
             secrets=secrets,
             logging=ecs.LogDrivers.aws_logs(

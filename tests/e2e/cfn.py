@@ -2,8 +2,9 @@
 
 Works on the JSON CloudFormation sees (``cdk synth`` output or ``Template.to_json()``):
 ``AWS::ECS::TaskDefinition`` -> ``ContainerDefinitions[]`` -> ``Name``, ``EntryPoint``,
-``Command``, ``Environment [{Name, Value}]``, ``Secrets [{Name, ValueFrom}]``. Values may be
-strings or ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``, ``Fn::Select``, ``Fn::Split``.
+``Command``, ``Environment [{Name, Value}]``, ``EnvironmentFiles [{Type: s3, Value}]``,
+``Secrets [{Name, ValueFrom}]``. Values may be strings or ``Ref``, ``Fn::GetAtt``,
+``Fn::Join``, ``Fn::Sub``, ``Fn::Select``, ``Fn::Split``.
 The :class:`Resolver` maps logical IDs to the local resources the test created and raises
 :class:`UnresolvableError` for anything it was not told, so a wrong reference fails the test.
 """
@@ -44,6 +45,7 @@ class ContainerSpec:
     essential: bool = True
     depends_on: tuple[tuple[str, str], ...] = ()  # (container name, condition)
     mount_points: tuple[MountPoint, ...] = ()
+    environment_files: tuple[Any, ...] = ()  # S3 object ARNs of the .env files, unresolved
 
     @property
     def component(self) -> str | None:
@@ -90,6 +92,11 @@ def task_specs(template: Mapping[str, Any]) -> list[TaskSpec]:
             duplicates = set(environment) & set(secrets)
             if duplicates:
                 raise ValueError(f"{logical_id}/{container.get('Name')}: {duplicates} set twice")
+            environment_files = container.get("EnvironmentFiles", [])
+            if any(f.get("Type") != "s3" for f in environment_files):
+                raise ValueError(
+                    f"{logical_id}/{container.get('Name')}: an environment file not s3"
+                )
             containers.append(
                 ContainerSpec(
                     task_definition=logical_id,
@@ -106,6 +113,7 @@ def task_specs(template: Mapping[str, Any]) -> list[TaskSpec]:
                         MountPoint(m["SourceVolume"], m["ContainerPath"], bool(m.get("ReadOnly")))
                         for m in container.get("MountPoints", [])
                     ),
+                    environment_files=tuple(f["Value"] for f in environment_files),
                 )
             )
         volumes = {

@@ -4,18 +4,24 @@ into processes' command lines and environments.
 :func:`provision` stands in for CloudFormation: it creates on moto the queue, secrets, log
 groups and buckets the template declares, makes the database secret point at the local
 PostgreSQL (as Aurora's secret attachment does), and returns a :class:`~cfn.Resolver` that
-knows nothing else. :func:`launch_spec` stands in for ECS: it resolves a container's command,
+knows nothing else. Before that it stands in for ``cdk deploy``'s asset publishing: it uploads
+each environment file the containers name to its bucket (:func:`publish_environment_files`).
+:func:`launch_spec` stands in for ECS: it resolves a container's command, environment files,
 environment and secrets, then applies the local substitutions listed in
 :data:`LOCAL_SUBSTITUTIONS`, and nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import random
 import re
 import shlex
 import shutil
+import socket
 import string
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from openmwaa.runtime import contracts
 
 from .cfn import (
     ContainerSpec,
@@ -74,8 +82,23 @@ What the test changes in each container, and why (everything else is the templat
    own network namespace; here all share one).
 6. ECS secrets: ValueFrom is read from moto's Secrets Manager with the task execution
    role's credentials (as the ECS agent reads them) and ECS's rules (whole secret, or one JSON
-   key with ARN:key::).
+   key with ARN:key::). Environment files likewise: each is read from moto's S3 as the
+   execution role (GetBucketLocation, then GetObject, as the ECS agent does), parsed as
+   Docker's env-file (VAR=VALUE lines, leading blanks and `#` comments skipped, no quoting;
+   a line of 64 KiB or more, a name without a value and a value holding `=`, which the ECS
+   agent would cut there, fail the test) and put under the container's Environment, which
+   wins on a name both set (ECS's rule). No change: this is what ECS does.
+7. Metrics: when a container's environment has OPENMWAA_METRICS (JSON), its "port" becomes a
+   free local UDP port, the same for every container of one task and different for each task:
+   on ECS each task has its own loopback, where the relay of the task listens on the
+   template's port; here every task shares the machine's one.
 """
+
+ENVIRONMENT_FILE_LINE_LIMIT = 64 * 1024 - 1
+"""The longest env-file line (without its newline) that Go's bufio.Scanner, which the ECS agent
+and Docker read env files with, accepts."""
+TEMPLATE_VARIABLE = "OPENMWAA_E2E_TEMPLATE"
+"""A synthesized template to run (see conftest.py): its file assets are beside it (cdk.out)."""
 
 
 def generate_secret_string(spec: Mapping[str, Any], rng: random.Random) -> str:
@@ -113,17 +136,26 @@ class Provisioned:
     queue_urls: dict[str, str]  # logical ID -> URL
     log_groups: dict[str, str]  # logical ID -> name
     database_secret_arn: str
+    environment_files: dict[str, str] = field(default_factory=dict)  # S3 ARN -> content
+    read_environment_file: Callable[[str, str], str] | None = None
+    """(execution role's logical ID, S3 object ARN) -> the object's text, read as that role:
+    set once the roles' IAM users exist (``running.boot``)."""
 
 
 def provision(
-    template: Mapping[str, Any], session: Any, postgres: LocalPostgres, database_prefix: str = ""
+    template: Mapping[str, Any],
+    session: Any,
+    postgres: LocalPostgres,
+    database_prefix: str = "",
+    asset_dir: Path | None = None,
 ) -> Provisioned:
-    """Create the template's queues, secrets, log groups and buckets on moto (``session`` is
-    a boto3 session whose clients reach moto).
+    """Publish the template's environment files and create its queues, secrets, log groups
+    and buckets on moto (``session`` is a boto3 session whose clients reach moto).
 
     ``database_prefix`` lets several environments share one PostgreSQL server: the database
     login and database get it in front of their names (the secret carries the database name,
-    as Aurora's does when it knows it)."""
+    as Aurora's does when it knows it). ``asset_dir`` is the cloud assembly the template was
+    synthesized into, if any (see :func:`environment_file_source`)."""
     rng = random.Random(20251124)
     resolver = Resolver(
         pseudo={
@@ -139,6 +171,7 @@ def provision(
     logs = session.client("logs")
     s3 = session.client("s3")
     secretsmanager = session.client("secretsmanager")
+    published = publish_environment_files(template, s3, resolver, asset_dir)
 
     queue_urls: dict[str, str] = {}
     for logical_id, resource in resources_of_type(template, "AWS::SQS::Queue").items():
@@ -326,7 +359,111 @@ def provision(
         queue_urls=queue_urls,
         log_groups=log_groups,
         database_secret_arn=database_secret_arn,
+        environment_files=published,
     )
+
+
+def template_asset_dir() -> Path | None:
+    """The folder of :data:`TEMPLATE_VARIABLE`'s template (a cdk.out), if it is set."""
+    path = os.environ.get(TEMPLATE_VARIABLE)
+    return Path(path).resolve().parent if path else None
+
+
+def parse_s3_object_arn(arn: str) -> tuple[str, str]:
+    """(bucket, key) of ``arn:<partition>:s3:::<bucket>/<key>``."""
+    prefix, _, path = arn.partition(":::")
+    bucket, _, key = path.partition("/")
+    if not prefix.startswith("arn:") or not prefix.endswith(":s3") or not bucket or not key:
+        raise UnresolvableError(f"not an S3 object ARN: {arn!r}")
+    return bucket, key
+
+
+def cdk_custom_asset_hash(asset_hash: str) -> str:
+    """The hash CDK names a file asset by when given ``asset_hash`` (AssetHashType.CUSTOM):
+    the SHA-256 of that string (aws-cdk-lib's AssetStaging.calculateHash)."""
+    return hashlib.sha256(asset_hash.encode()).hexdigest()
+
+
+def environment_file_source(key: str, asset_dir: Path | None) -> str:
+    """The content ``cdk deploy`` would publish under ``key``: ``asset.<key>`` of the cloud
+    assembly (``asset_dir``) if it holds it, else this checkout's runtime bundle environment
+    file, which must be the one the key names (the template was synthesized from another
+    checkout otherwise)."""
+    name = key.rsplit("/", 1)[-1]
+    if asset_dir is not None and (asset_dir / f"asset.{name}").is_file():
+        return (asset_dir / f"asset.{name}").read_text(encoding="utf-8")
+    from openmwaa import runtime_bundle
+
+    content_sha256 = runtime_bundle.environment_file_sha256()
+    checkout = f"{cdk_custom_asset_hash(content_sha256)}.env"
+    if name != checkout:
+        where = f"in {asset_dir}" if asset_dir is not None else "(no cloud assembly given)"
+        raise AssertionError(
+            f"environment file {name}: no asset.{name} {where}, and this checkout's runtime "
+            f"bundle environment file (sha256 {content_sha256}) is published as {checkout}: "
+            f"the template comes from another checkout; give its cdk.out with {TEMPLATE_VARIABLE}"
+        )
+    content: str = runtime_bundle.environment_file_content()
+    return content
+
+
+def publish_environment_files(
+    template: Mapping[str, Any], s3: Any, resolver: Resolver, asset_dir: Path | None
+) -> dict[str, str]:
+    """Upload each environment file the template's containers name to its bucket on moto
+    (creating the bucket: CDK's bootstrap bucket in a deployment), as ``cdk deploy``
+    publishes file assets before CloudFormation runs. Returns S3 ARN -> content."""
+    published: dict[str, str] = {}
+    for task in task_specs(template):
+        for container in task.containers:
+            for value in container.environment_files:
+                arn = resolver.resolve(value)
+                if arn in published:
+                    continue
+                bucket, key = parse_s3_object_arn(arn)
+                content = environment_file_source(key, asset_dir)
+                with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+                    s3.create_bucket(Bucket=bucket)
+                s3.put_object(Bucket=bucket, Key=key, Body=content.encode("utf-8"))
+                published[arn] = content
+    return published
+
+
+def parse_env_file(text: str, label: str) -> dict[str, str]:
+    """The variables of an env file, read as ECS reads one (Docker's env-file format): one
+    ``VAR=VALUE`` a line, leading blanks and ``#`` comment lines skipped, no quoting. Fails on
+    what would not reach the container intact: a line too long for the readers, a name without
+    ``=`` (Docker would take the host's value), a value holding ``=`` (the ECS agent keeps
+    only the text before it), a name set twice."""
+    variables: dict[str, str] = {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        where = f"{label}, line {number}"
+        line = raw.removesuffix("\r")
+        if len(line) > ENVIRONMENT_FILE_LINE_LIMIT:
+            raise AssertionError(
+                f"{where}: {len(line)} characters, the readers take at most "
+                f"{ENVIRONMENT_FILE_LINE_LIMIT}"
+            )
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.partition("=")
+        if not equals or not name or any(c.isspace() for c in name):
+            raise AssertionError(f"{where}: not VAR=VALUE: {line[:60]!r}")
+        if "=" in value:
+            raise AssertionError(f"{where}: {name}'s value holds '=', where the ECS agent cuts it")
+        if name in variables:
+            raise AssertionError(f"{where}: {name} set twice")
+        variables[name] = value
+    return variables
+
+
+def free_udp_port() -> int:
+    """A UDP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def secret_value(value_from: str, secret_values: Mapping[str, str]) -> str:
@@ -474,6 +611,7 @@ class LocalPaths:
     execution_api_port: int
     worker_log_port: int
     trigger_log_port: int
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # task's logical ID -> UDP port
 
 
 def volume_dirs(task: TaskSpec, paths: LocalPaths) -> dict[str, Path]:
@@ -495,6 +633,25 @@ def _remap(value: str, mounts: Mapping[str, Path]) -> str:
         local = str(mounts[container_path])
         value = re.sub(pattern, local.replace("\\", "\\\\"), value)
     return value
+
+
+def environment_files(
+    task: TaskSpec, spec: ContainerSpec, provisioned: Provisioned
+) -> dict[str, str]:
+    """The variables of the container's environment files, each read as the task's execution
+    role (see :data:`LOCAL_SUBSTITUTIONS`, 6)."""
+    label = f"{task.logical_id}/{spec.name}"
+    variables: dict[str, str] = {}
+    for value in spec.environment_files:
+        arn = provisioned.resolver.resolve(value)
+        if provisioned.read_environment_file is None or task.execution_role is None:
+            raise AssertionError(f"{label}: no execution role to read environment file {arn} as")
+        text = provisioned.read_environment_file(task.execution_role, arn)
+        for name, content in parse_env_file(text, f"{label}: {arn}").items():
+            if name in variables:
+                raise AssertionError(f"{label}: {name} set in two environment files")
+            variables[name] = content
+    return variables
 
 
 def launch_spec(
@@ -532,7 +689,10 @@ def launch_spec(
         entry_point = [str(paths.airflow_venv / "bin" / "dumb-init"), *entry_point[1:]]
     elif entry_point:
         raise AssertionError(f"{label}: unexpected entry point {entry_point}")
-    template_env = {name: resolver.resolve(value) for name, value in spec.environment.items()}
+    template_env = {
+        **environment_files(task, spec, provisioned),
+        **{name: resolver.resolve(value) for name, value in spec.environment.items()},
+    }
     value_froms = {name: resolver.resolve(value) for name, value in spec.secrets.items()}
     fetched = {
         arn: read_secret(arn)
@@ -603,6 +763,13 @@ def launch_spec(
     if component is not None:
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(paths.worker_log_port)
         env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(paths.trigger_log_port)
+    # 7. metrics
+    if contracts.METRICS_VARIABLE in env:
+        metrics = json.loads(env[contracts.METRICS_VARIABLE])
+        if task.logical_id not in paths.metrics_ports:
+            paths.metrics_ports[task.logical_id] = free_udp_port()
+        metrics["port"] = paths.metrics_ports[task.logical_id]
+        env[contracts.METRICS_VARIABLE] = json.dumps(metrics, sort_keys=True, separators=(",", ":"))
     if "PWD" in env:
         raise AssertionError(f"{label}: PWD in the environment: the mount namespace unsets it")
     return LaunchSpec(

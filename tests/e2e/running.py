@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,10 @@ from .provision import (
     Provisioned,
     bind_argv,
     launch_spec,
+    parse_s3_object_arn,
     provision,
+    publish_environment_files,
+    template_asset_dir,
     volume_dirs,
 )
 
@@ -298,6 +302,22 @@ def health(env: AirflowUnderTest) -> bool:
         return bool(json.load(response).get("status") == "healthy")
 
 
+def environment_file_reader(
+    aws: MotoClients, principals: dict[str, Credentials]
+) -> Callable[[str, str], str]:
+    """(execution role's logical ID, S3 object ARN) -> the object's text, read as that role
+    the way the ECS agent reads an environment file: the bucket's location, then the object."""
+
+    def read(role: str, arn: str) -> str:
+        bucket, key = parse_s3_object_arn(arn)
+        s3 = aws.client("s3", principals[role])
+        s3.get_bucket_location(Bucket=bucket)
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body.decode("utf-8")
+
+    return read
+
+
 def dag_sync_bucket(template: dict[str, Any], provisioned: Provisioned) -> str:
     """The bucket the template's DAG sync function syncs (its BUCKET_NAME), "" if none."""
     for resource in resources_of_type(template, "AWS::Lambda::Function").values():
@@ -513,9 +533,14 @@ def boot(
     sync_fixture: Path = SYNC_FIXTURE,
     database_prefix: str = "",
     major: int = 3,
+    asset_dir: Path | None = None,
 ) -> AirflowUnderTest:
     """Provision ``template`` on a new moto server and a database of ``postgres``, start every
-    component, wait until healthy. On failure, what was started is stopped and re-raised."""
+    component, wait until healthy. On failure, what was started is stopped and re-raised.
+
+    ``asset_dir``: the cloud assembly holding the template's file assets; default the folder
+    of ``OPENMWAA_E2E_TEMPLATE`` if set (without one, the environment files come from this
+    checkout: see :func:`~tests.e2e.provision.environment_file_source`)."""
     components = template_components(template)
     if components != expected_components(major):
         raise AssertionError(
@@ -528,7 +553,9 @@ def boot(
     try:
         moto.start()
         aws = MotoClients(moto.endpoint)
-        provisioned = provision(template, aws, postgres, database_prefix)
+        provisioned = provision(
+            template, aws, postgres, database_prefix, asset_dir or template_asset_dir()
+        )
         apply_bucket_versioning(template, aws, provisioned)
         principals = create_principals(
             aws.client("iam"),
@@ -538,6 +565,7 @@ def boot(
         )
         enforce(moto.endpoint)
         aws.credentials = principals[ADMIN]
+        provisioned.read_environment_file = environment_file_reader(aws, principals)
         sync_root = work_dir / "sync"
         shutil.copytree(sync_fixture, sync_root)
         paths = LocalPaths(
@@ -603,16 +631,22 @@ def relaunch(
     """Launch specs of another template of the same stack (a redeploy: new task definitions,
     the same resources), run from ``airflow_venv``. Replaces ``env``'s launches and paths.
 
-    The new tasks get new task volumes and container directories (``tasks-<n>/``), as ECS
-    gives a new task: the init container of the new task writes into empty volumes while the
-    old tasks keep theirs. The new template's requirements build runs first, as the DAG sync
+    The new template's environment files are published first, as ``cdk deploy`` does. The new
+    tasks get new task volumes, container directories (``tasks-<n>/``) and metrics ports, as
+    ECS gives a new task: the init container of the new task writes into empty volumes while
+    the old tasks keep theirs. The new template's requirements build runs first, as the DAG sync
     Lambda starts it before the services roll."""
     components = template_components(template)
     generation = 2
     while (env.paths.work_dir.parent / f"tasks-{generation}").exists():
         generation += 1
     work_dir = env.paths.work_dir.parent / f"tasks-{generation}"
-    paths = replace(env.paths, airflow_venv=airflow_venv, work_dir=work_dir)
+    paths = replace(env.paths, airflow_venv=airflow_venv, work_dir=work_dir, metrics_ports={})
+    env.provisioned.environment_files.update(
+        publish_environment_files(
+            template, env.aws.client("s3"), env.provisioned.resolver, template_asset_dir()
+        )
+    )
     launches = launches_for(template, components, env.provisioned, env.principals, env.aws, paths)
     run_requirements_build(
         template, env.provisioned, env.principals, env.aws, paths, env.logs_dir / f"g{generation}"

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from .cfn import (
 from .localenv import start_process
 from .principals import Credentials
 from .provision import (
+    ENVIRONMENT_FILE_LINE_LIMIT,
     LITERAL_MOUNTS,
     Bind,
     LaunchSpec,
@@ -31,14 +33,20 @@ from .provision import (
     Provisioned,
     _remap,
     bind_argv,
+    cdk_custom_asset_hash,
     cloud_map_names,
+    environment_file_source,
     generate_secret_string,
     launch_spec,
+    parse_env_file,
+    parse_s3_object_arn,
+    publish_environment_files,
     secret_value,
     volume_dirs,
 )
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openmwaa/Admin-AbCdEf"
+ENV_FILE_ARN = "arn:aws:s3:::cdk-assets-123456789012-us-east-1/abc.env"
 
 
 @pytest.fixture
@@ -131,7 +139,12 @@ def test_task_specs_read_containers_volumes_and_dependencies() -> None:
                 "Properties": {
                     "Volumes": [{"Name": "efs", "EFSVolumeConfiguration": {}}, {"Name": "tmp"}],
                     "ContainerDefinitions": [
-                        {"Name": "init", "Essential": False, "Command": ["true"]},
+                        {
+                            "Name": "init",
+                            "Essential": False,
+                            "Command": ["true"],
+                            "EnvironmentFiles": [{"Type": "s3", "Value": ENV_FILE_ARN}],
+                        },
                         {
                             "Name": "scheduler",
                             "Command": ["python"],
@@ -153,6 +166,8 @@ def test_task_specs_read_containers_volumes_and_dependencies() -> None:
     assert task.volumes == {"efs": True, "tmp": False}
     init, scheduler = task.containers
     assert (init.essential, init.component) == (False, None)
+    assert init.environment_files == (ENV_FILE_ARN,)
+    assert scheduler.environment_files == ()
     assert scheduler.component == "scheduler"
     assert scheduler.depends_on == (("init", "SUCCESS"),)
     assert scheduler.mount_points[0].container_path == "/sync"
@@ -204,17 +219,32 @@ def _can_bind() -> bool:
 needs_binds = pytest.mark.skipif(not _can_bind(), reason="needs root and mount namespaces")
 
 
-def _task(init_command: list[str], init_env: dict[str, str]) -> TaskSpec:
+def _task(
+    init_command: list[str],
+    init_env: dict[str, str],
+    init_files: tuple[str, ...] = (),
+    worker_env: dict[str, str] | None = None,
+    logical_id: str = "Task",
+) -> TaskSpec:
     """A task shaped as the template's: an init container, then a worker, with the runtime
     volume, MWAA's home volume and the EFS sync volume."""
     runtime = MountPoint("runtime", "/opt/openmwaa", False)
     home = MountPoint("mwaa-home", MWAA_HOME, False)
     sync = MountPoint("sync", SYNC, True)
     init = ContainerSpec(
-        "Task", "init", None, init_command, init_env, {}, False, (), (runtime, home, sync)
+        logical_id,
+        "init",
+        None,
+        init_command,
+        init_env,
+        {},
+        False,
+        (),
+        (runtime, home, sync),
+        init_files,
     )
     worker = ContainerSpec(
-        "Task",
+        logical_id,
         "worker",
         None,
         ["python", "-c", "print(open('/usr/local/airflow/dags/a.py').read())"],
@@ -222,6 +252,7 @@ def _task(init_command: list[str], init_env: dict[str, str]) -> TaskSpec:
             "OPENMWAA_COMPONENT": "worker",
             "OPENMWAA_SYNC_ROOT": SYNC,
             "HOME_HINT": f"{MWAA_HOME}/dags and {SYNC}/dags",
+            **(worker_env or {}),
         },
         {},
         True,
@@ -229,20 +260,26 @@ def _task(init_command: list[str], init_env: dict[str, str]) -> TaskSpec:
         (runtime, home, sync),
     )
     volumes = {"runtime": False, "mwaa-home": False, "sync": True}
-    return TaskSpec("Task", (init, worker), volumes, "TaskRole", "ExecutionRole")
+    return TaskSpec(logical_id, (init, worker), volumes, "TaskRole", "ExecutionRole")
 
 
-def _launch(task: TaskSpec, tmp_path: Path, name: str) -> tuple[LaunchSpec, dict[str, Path]]:
+def _launch(
+    task: TaskSpec,
+    tmp_path: Path,
+    name: str,
+    provisioned: Provisioned | None = None,
+    paths: LocalPaths | None = None,
+) -> tuple[LaunchSpec, dict[str, Path]]:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True, exist_ok=True)
     if not (venv / "bin" / "python").exists():
         (venv / "bin" / "python").symlink_to(sys.executable)
-    paths = LocalPaths(
+    paths = paths or LocalPaths(
         venv, tmp_path / "sync", tmp_path / "tasks", "http://127.0.0.1:9", 1, 2, 3, 4
     )
     paths.sync_root.mkdir(exist_ok=True)
     volumes = volume_dirs(task, paths)
-    provisioned = Provisioned(Resolver(), {}, {}, {}, "")
+    provisioned = provisioned or Provisioned(Resolver(), {}, {}, {}, "")
     spec = launch_spec(
         task,
         task.container(name),
@@ -347,12 +384,13 @@ def test_the_init_container_links_mwaa_paths_through_the_bind_to_the_local_sync_
     """The template's own init program, run as the end-to-end test runs it: its links land in
     the task's MWAA home volume (not on the host) and point at the local sync root, and the
     worker reads a DAG file at MWAA's literal path."""
-    from openmwaa.runtime_bundle import runtime_bundle_b64
+    from openmwaa.runtime_bundle import environment_file_content
     from openmwaa.task_definitions import RUNTIME_INSTALL_COMMAND
 
-    task = _task(list(RUNTIME_INSTALL_COMMAND), {"OPENMWAA_RUNTIME": runtime_bundle_b64()})
-    init, volumes = _launch(task, tmp_path, "init")
-    worker, _ = _launch(task, tmp_path, "worker")
+    task = _task(list(RUNTIME_INSTALL_COMMAND), {}, (ENV_FILE_ARN,))
+    provisioned = _reading({ENV_FILE_ARN: environment_file_content()})
+    init, volumes = _launch(task, tmp_path, "init", provisioned)
+    worker, _ = _launch(task, tmp_path, "worker", provisioned)
     sync = tmp_path / "sync"
     (sync / "dags").mkdir()
     (sync / "dags" / "a.py").write_text("dag = 'from the sync root'\n")
@@ -371,3 +409,180 @@ def test_the_init_container_links_mwaa_paths_through_the_bind_to_the_local_sync_
     assert (volumes["runtime"] / "runtime.pyz").is_file()
     assert "dag = 'from the sync root'" in (tmp_path / "worker.log").read_text()
     assert os.path.lexists(f"{MWAA_HOME}/dags") == host_had_dags
+
+
+# --- environment files: published as cdk deploy does, read as ECS does -------------------
+
+
+def _reading(files: dict[str, str], reads: list[tuple[str, str]] | None = None) -> Provisioned:
+    """A Provisioned whose environment files are ``files`` (ARN -> text), recording each read."""
+
+    def read(role: str, arn: str) -> str:
+        if reads is not None:
+            reads.append((role, arn))
+        return files[arn]
+
+    return Provisioned(Resolver(), {}, {}, {}, "", dict(files), read)
+
+
+def test_parse_env_file_follows_dockers_format() -> None:
+    text = "# a comment\n\n  A=1\nB=two words \nC=\nD='quoted'\r\n"
+
+    assert parse_env_file(text, "f") == {"A": "1", "B": "two words ", "C": "", "D": "'quoted'"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("NO_VALUE\n", "not VAR=VALUE"),
+        ("=x\n", "not VAR=VALUE"),
+        ("A B=x\n", "not VAR=VALUE"),
+        ("A=x=\n", "holds '='"),
+        ("A=1\nA=2\n", "set twice"),
+        ("A=" + "x" * ENVIRONMENT_FILE_LINE_LIMIT + "\n", "at most"),
+    ],
+)
+def test_fails_when_an_env_file_would_not_reach_the_container_intact(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(AssertionError, match=problem):
+        parse_env_file(text, "f")
+
+
+def test_the_runtime_bundle_env_file_parses_to_its_value() -> None:
+    from openmwaa.runtime_bundle import environment_file_content, runtime_bundle_b64
+
+    assert parse_env_file(environment_file_content(), "bundle") == {
+        "OPENMWAA_RUNTIME": runtime_bundle_b64()
+    }
+
+
+def test_s3_object_arns() -> None:
+    assert parse_s3_object_arn(ENV_FILE_ARN) == ("cdk-assets-123456789012-us-east-1", "abc.env")
+    with pytest.raises(UnresolvableError):
+        parse_s3_object_arn("arn:aws:s3:::bucket-only")
+
+
+def _checkout_key() -> str:
+    from openmwaa.runtime_bundle import environment_file_sha256
+
+    return f"{cdk_custom_asset_hash(environment_file_sha256())}.env"
+
+
+def test_environment_file_source_prefers_the_cloud_assembly(tmp_path: Path) -> None:
+    (tmp_path / "asset.abc.env").write_text("A=from-assembly\n")
+
+    assert environment_file_source("abc.env", tmp_path) == "A=from-assembly\n"
+
+
+def test_environment_file_source_falls_back_to_this_checkouts_bundle(tmp_path: Path) -> None:
+    from openmwaa.runtime_bundle import environment_file_content
+
+    assert environment_file_source(_checkout_key(), tmp_path) == environment_file_content()
+    assert environment_file_source(_checkout_key(), None) == environment_file_content()
+
+
+def test_fails_when_the_template_names_another_checkouts_bundle() -> None:
+    from openmwaa.runtime_bundle import environment_file_sha256
+
+    with pytest.raises(AssertionError) as raised:
+        environment_file_source("0" * 64 + ".env", None)
+
+    assert "0" * 64 in str(raised.value)
+    assert environment_file_sha256() in str(raised.value)
+    assert _checkout_key() in str(raised.value)
+
+
+class _FakeS3:
+    """Records what publish_environment_files does."""
+
+    class exceptions:  # noqa: N801 - boto3's attribute name
+        class BucketAlreadyOwnedByYou(Exception):  # noqa: N818 - boto3's name
+            pass
+
+    def __init__(self) -> None:
+        self.buckets: set[str] = set()
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def create_bucket(self, Bucket: str) -> None:  # noqa: N803 - boto3's keyword
+        if Bucket in self.buckets:
+            raise self.exceptions.BucketAlreadyOwnedByYou()
+        self.buckets.add(Bucket)
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:  # noqa: N803
+        self.objects[(Bucket, Key)] = Body
+
+
+def test_publish_uploads_each_environment_file_once_to_its_bucket(tmp_path: Path) -> None:
+    def env_file(key: str) -> dict[str, Any]:
+        arn = ["arn:", {"Ref": "AWS::Partition"}, f":s3:::assets-bucket/{key}"]
+        return {"Type": "s3", "Value": {"Fn::Join": ["", arn]}}
+
+    def task(*keys: str) -> dict[str, Any]:
+        containers = [{"Name": "init", "EnvironmentFiles": [env_file(k) for k in keys]}]
+        return {
+            "Type": "AWS::ECS::TaskDefinition",
+            "Properties": {"ContainerDefinitions": containers},
+        }
+
+    template = {"Resources": {"One": task("a.env"), "Two": task("a.env", "b.env")}}
+    (tmp_path / "asset.a.env").write_text("A=1\n")
+    (tmp_path / "asset.b.env").write_text("B=2\n")
+    s3 = _FakeS3()
+
+    published = publish_environment_files(
+        template, s3, Resolver(pseudo={"AWS::Partition": "aws"}), tmp_path
+    )
+
+    assert published == {
+        "arn:aws:s3:::assets-bucket/a.env": "A=1\n",
+        "arn:aws:s3:::assets-bucket/b.env": "B=2\n",
+    }
+    assert s3.objects == {
+        ("assets-bucket", "a.env"): b"A=1\n",
+        ("assets-bucket", "b.env"): b"B=2\n",
+    }
+    assert s3.buckets == {"assets-bucket"}
+
+
+def test_environment_files_are_read_as_the_execution_role_and_environment_wins(
+    tmp_path: Path,
+) -> None:
+    reads: list[tuple[str, str]] = []
+    files = {ENV_FILE_ARN: "OPENMWAA_RUNTIME=abc\nSHARED=from-file\n"}
+    task = _task(["true"], {"SHARED": "from-environment"}, (ENV_FILE_ARN,))
+
+    init, _ = _launch(task, tmp_path, "init", _reading(files, reads))
+
+    assert reads == [("ExecutionRole", ENV_FILE_ARN)]
+    assert init.env["OPENMWAA_RUNTIME"] == "abc"
+    assert init.env["SHARED"] == init.template_env["SHARED"] == "from-environment"
+
+
+def test_fails_when_there_is_no_role_to_read_an_environment_file_as(tmp_path: Path) -> None:
+    task = _task(["true"], {}, (ENV_FILE_ARN,))
+
+    with pytest.raises(AssertionError, match="no execution role"):
+        _launch(task, tmp_path, "init")
+
+
+def test_metrics_port_is_one_free_port_per_task(tmp_path: Path) -> None:
+    from openmwaa.runtime import contracts
+
+    settings = {"namespace": "AmazonMWAA", "environment": "e", "metrics": [], "port": 8125}
+    metrics = {contracts.METRICS_VARIABLE: json.dumps({**settings, "relay": True})}
+    paths = LocalPaths(
+        tmp_path / "venv", tmp_path / "sync", tmp_path / "tasks", "http://127.0.0.1:9", 1, 2, 3, 4
+    )
+    one = _task(["true"], {**metrics}, worker_env=metrics, logical_id="One")
+    two = _task(["true"], {}, worker_env=metrics, logical_id="Two")
+
+    init, _ = _launch(one, tmp_path, "init", paths=paths)
+    worker, _ = _launch(one, tmp_path, "worker", paths=paths)
+    other, _ = _launch(two, tmp_path, "worker", paths=paths)
+
+    ports = [json.loads(s.env[contracts.METRICS_VARIABLE])["port"] for s in (init, worker, other)]
+    assert ports[0] == ports[1] != ports[2]
+    assert 8125 not in ports
+    seen = json.loads(worker.env[contracts.METRICS_VARIABLE])
+    assert seen == {**settings, "relay": True, "port": ports[1]}

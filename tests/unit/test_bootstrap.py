@@ -12,6 +12,8 @@ import logging
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -899,3 +901,133 @@ def test_other_components_ignore_the_sign_in(sandbox: dict[str, Any]) -> None:
     result = start(sandbox, "triggerer", OPENMWAA_SIGN_IN="{not json")
 
     assert result.args_ == ["airflow", "triggerer"]
+
+
+# -- the metrics relay ----------------------------------------------------------------------
+
+METRICS = {"namespace": "AmazonMWAA", "environment": "prod", "metrics": ["OpenSlots"]}
+
+
+def relay_stub(on_sigusr1: str) -> subprocess.Popen[bytes]:
+    """A relay's stand-in doing ``on_sigusr1`` at SIGUSR1, once it has said it is ready."""
+    code = (
+        f"import signal, sys, time\nsignal.signal(signal.SIGUSR1, {on_sigusr1})\n"
+        "print('ready', flush=True)\ntime.sleep(30)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def metrics_variable(relay: bool) -> str:
+    return json.dumps({**METRICS, "port": 8125, "relay": relay})
+
+
+def _wait_for_call(sandbox: dict[str, Any], line: str) -> None:
+    for _ in range(200):
+        if line in calls(sandbox):
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"{line!r} not in {calls(sandbox)}")
+
+
+def test_the_relay_container_starts_the_relay_before_airflow(sandbox: dict[str, Any]) -> None:
+    result = start(sandbox, "scheduler", OPENMWAA_METRICS=metrics_variable(True))
+
+    _wait_for_call(sandbox, f"python -m {bootstrap.__package__} metrics-relay")
+    assert result.env["AIRFLOW__METRICS__STATSD_ON"] == "True"
+
+
+def test_other_containers_send_to_the_relay_without_starting_one(
+    sandbox: dict[str, Any],
+) -> None:
+    result = start(sandbox, "dag-processor", OPENMWAA_METRICS=metrics_variable(False))
+
+    assert result.env["AIRFLOW__METRICS__STATSD_PORT"] == "8125"
+    threading.Event().wait(0.3)
+    assert not any("metrics-relay" in call for call in calls(sandbox))
+
+
+def test_the_relay_gets_the_environment_without_the_raw_secrets() -> None:
+    started: list[tuple[list[str], dict[str, str]]] = []
+
+    class FakeProcess:
+        pid = 42
+
+    def popen(command: list[str], *, env: dict[str, str], **_kwargs: Any) -> Any:
+        started.append((command, env))
+        return FakeProcess()
+
+    env = contract_env(OPENMWAA_METRICS=metrics_variable(True), AWS_REGION="eu-west-1")
+    assert bootstrap.start_metrics_relay(env, "/usr/bin/python3", popen) is not None
+
+    [(command, relay_env)] = started
+    assert command == ["/usr/bin/python3", "-m", bootstrap.__package__, "metrics-relay"]
+    assert relay_env["AWS_REGION"] == "eu-west-1"
+    assert relay_env["OPENMWAA_METRICS"] == env["OPENMWAA_METRICS"]
+    assert bootstrap.runtime_import_root() in relay_env["PYTHONPATH"].split(":")
+    assert not set(config.RAW_SECRET_VARIABLES) & set(relay_env)
+
+
+def test_the_relay_of_the_zip_application_is_the_zip(tmp_path: Path) -> None:
+    zipapp = tmp_path / "runtime.pyz"
+    zipapp.touch()
+
+    command = bootstrap.metrics_relay_command("python", str(zipapp), "openmwaa_runtime")
+
+    assert command == ["python", str(zipapp), "metrics-relay"]
+
+
+def test_a_relay_that_cannot_start_does_not_stop_airflow(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def popen(*_args: Any, **_kwargs: Any) -> Any:
+        raise FileNotFoundError("no python")
+
+    env = contract_env(OPENMWAA_METRICS=metrics_variable(True))
+    broken = contract_env(OPENMWAA_METRICS="{")
+
+    assert bootstrap.start_metrics_relay(env, "python", popen) is None
+    assert bootstrap.start_metrics_relay(broken, "python", popen) is None
+    assert caplog.text.count("metrics relay not started") == 2
+
+
+def test_the_worker_has_the_relay_publish_and_exit_once_celery_exited(
+    sandbox: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relays: list[subprocess.Popen[bytes]] = []
+
+    def start_relay(env: Any, python: str) -> subprocess.Popen[bytes]:
+        relays.append(relay_stub("lambda *a: exit(7)"))
+        return relays[-1]
+
+    monkeypatch.setattr(bootstrap, "start_metrics_relay", start_relay)
+    airflow = Path(sandbox["env"]["PATH"].split(":")[0]) / "airflow"
+    airflow.write_text("#!/bin/bash\nsleep 0.5\nexit 0\n")
+
+    code = bootstrap.start(
+        {**sandbox["env"], "OPENMWAA_COMPONENT": "worker"},
+        python=sandbox["python"],
+        execvpe=fake_execvpe,
+        installed_airflow="3.3.2",
+    )
+
+    assert code == 0
+    assert relays[0].returncode == 7
+
+
+def test_a_relay_that_does_not_exit_is_killed() -> None:
+    proc = relay_stub("signal.SIG_IGN")
+
+    bootstrap.stop_metrics_relay(proc, timeout=0.5)
+
+    assert proc.returncode == -signal.SIGKILL
+    bootstrap.stop_metrics_relay(proc)
+    bootstrap.stop_metrics_relay(None)
+
+
+def test_main_runs_the_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "environ", {})
+    monkeypatch.setattr(bootstrap.os, "umask", lambda _mask: 0)
+
+    assert bootstrap.main(["metrics-relay"]) == 78

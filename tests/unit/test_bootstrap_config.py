@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -346,3 +347,145 @@ def test_admin_secret() -> None:
 def test_fails_when_admin_secret_is_invalid(raw: Any) -> None:
     with pytest.raises(ConfigError, match="OPENMWAA_ADMIN_SECRET"):
         config.parse_admin_secret(raw)
+
+
+# -- Airflow's metrics (OPENMWAA_METRICS) ---------------------------------------------------
+
+
+def metrics_env(**overrides: Any) -> dict[str, str]:
+    """The contract's environment with OPENMWAA_METRICS (``overrides`` go into its JSON)."""
+    metrics = {
+        "namespace": "AmazonMWAA",
+        "environment": "prod",
+        "metrics": ["SchedulerHeartbeat", "OpenSlots", "DAGDurationSuccess"],
+        "port": 8125,
+        "relay": True,
+        **overrides,
+    }
+    return contract_env(OPENMWAA_METRICS=json.dumps(metrics))
+
+
+def test_parse_metrics() -> None:
+    metrics = config.parse_metrics(metrics_env()["OPENMWAA_METRICS"])
+
+    assert metrics == config.MetricsConfig(
+        "AmazonMWAA", "prod", ("SchedulerHeartbeat", "OpenSlots", "DAGDurationSuccess"), 8125, True
+    )
+    assert config.parse_metrics(None) is None
+    assert config.parse_metrics("") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "not a JSON object"),
+        (json.dumps({"metrics": "OpenSlots", "port": 1}), "metrics is not a list"),
+        (json.dumps({"metrics": [], "port": "8125"}), "port is not a port number"),
+        (json.dumps({"metrics": [], "port": 70000}), "port is not a port number"),
+        (json.dumps({"metrics": [], "port": 1, "environment": "e"}), "namespace is not set"),
+        (json.dumps({"metrics": [], "port": 1, "namespace": "n"}), "environment is not set"),
+    ],
+)
+def test_fails_when_metrics_are_invalid(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"OPENMWAA_METRICS.*{message}"):
+        config.parse_metrics(raw)
+
+
+def test_metrics_turn_statsd_on_towards_the_relay_with_tags() -> None:
+    settings = config.metrics_settings(metrics_env(port=9125), 3)
+
+    assert settings["AIRFLOW__METRICS__STATSD_ON"] == "True"
+    assert settings["AIRFLOW__METRICS__STATSD_HOST"] == "127.0.0.1"
+    assert settings["AIRFLOW__METRICS__STATSD_PORT"] == "9125"
+    assert settings["AIRFLOW__METRICS__STATSD_PREFIX"] == "airflow"
+    assert settings["AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED"] == "True"
+    assert settings["AIRFLOW__METRICS__STATSD_DATADOG_ENABLED"] == "False"
+    assert settings["AIRFLOW__METRICS__STATSD_DISABLED_TAGS"] == "job_id,run_id"
+    assert settings["AIRFLOW__METRICS__LEGACY_NAMES_ON"] == "False"
+    assert "AIRFLOW__METRICS__METRICS_USE_PATTERN_MATCH" not in settings
+    assert "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY" not in settings
+
+
+def test_metrics_on_airflow_2_use_patterns_and_milliseconds() -> None:
+    settings = config.metrics_settings(metrics_env(), 2)
+
+    assert settings["AIRFLOW__METRICS__METRICS_USE_PATTERN_MATCH"] == "True"
+    assert settings["AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY"] == "True"
+    assert "AIRFLOW__METRICS__LEGACY_NAMES_ON" not in settings
+
+
+def test_airflows_allow_list_is_the_allowed_metrics_airflow_names() -> None:
+    settings = config.metrics_settings(metrics_env(metrics=["ZombiesKilled", "OpenSlots"]), 3)
+
+    patterns = settings["AIRFLOW__METRICS__METRICS_ALLOW_LIST"].split(",")
+    assert len(patterns) == 3
+
+    def allowed(name: str) -> bool:  # Airflow's PatternAllowListValidator
+        return any(re.findall(pattern, name.lower()) for pattern in patterns)
+
+    assert allowed("executor.open_slots")
+    assert allowed("executor.open_slots,status=open,executor_class_name=CeleryExecutor")
+    assert allowed("zombies_killed,dag_id=d,task_id=t")
+    assert allowed("task_instances_without_heartbeats_killed")
+    assert not allowed("executor.open_slots.CeleryExecutor")
+    assert not allowed("scheduler_heartbeat")
+    assert not allowed("my.executor.open_slots")
+
+
+@pytest.mark.parametrize("option", ["METRICS_ALLOW_LIST", "METRICS_BLOCK_LIST"])
+def test_a_users_allow_or_block_list_is_left_to_airflow(option: str) -> None:
+    env = {**metrics_env(), f"AIRFLOW__METRICS__{option}": "scheduler"}
+
+    settings = config.metrics_settings(env, 2)
+
+    assert "AIRFLOW__METRICS__METRICS_ALLOW_LIST" not in settings
+    assert "AIRFLOW__METRICS__METRICS_USE_PATTERN_MATCH" not in settings
+    assert settings["AIRFLOW__METRICS__STATSD_ON"] == "True"
+
+
+def test_without_metrics_statsd_stays_off() -> None:
+    assert config.metrics_settings(contract_env(), 3) == {}
+    assert config.metrics_settings(metrics_env(metrics=[]), 3) == {}
+    assert config.metrics_settings(metrics_env(metrics=["NoSuchMetric"]), 3) == {}
+    assert not any(k.startswith("AIRFLOW__METRICS__") for k in airflow_env(contract_env()))
+
+
+def airflow_env(env: dict[str, str]) -> dict[str, str]:
+    return config.airflow_environment(env, 3)
+
+
+def test_airflow_environment_carries_the_metrics_settings_over_the_users() -> None:
+    env = {**metrics_env(), "AIRFLOW__METRICS__STATSD_HOST": "statsd.example.com"}
+
+    result = airflow_env(env)
+
+    assert result["AIRFLOW__METRICS__STATSD_HOST"] == "127.0.0.1"
+    assert result["AIRFLOW__METRICS__STATSD_ON"] == "True"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "metrics.statsd_on",
+        "metrics.statsd_host",
+        "AIRFLOW__METRICS__STATSD_PORT",
+        "metrics.statsd_prefix",
+        "metrics.statsd_influxdb_enabled",
+        "metrics.statsd_datadog_enabled",
+        "metrics.statsd_disabled_tags",
+        "metrics.legacy_names_on",
+        "metrics.stat_name_handler",
+        "metrics.statsd_custom_client_path",
+        "metrics.timer_unit_consistency",
+    ],
+)
+def test_the_metrics_wiring_is_protected(name: str) -> None:
+    assert config.is_protected_option(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["metrics.metrics_allow_list", "metrics.metrics_block_list", "metrics.otel_on"]
+)
+def test_users_may_filter_airflows_metrics_as_on_mwaa(name: str) -> None:
+    assert not config.is_protected_option(name)

@@ -38,9 +38,18 @@ SHARED_VALUES: frozenset[object] = frozenset(
     value
     for name, value in vars(contracts).items()
     if name.isupper() and isinstance(value, str | int) and not isinstance(value, bool)
-) - {contracts.SCHEDULER, contracts.TRIGGERER, contracts.WORKER}
+) - {
+    contracts.SCHEDULER,
+    contracts.TRIGGERER,
+    contracts.WORKER,
+    contracts.FUNCTION_DIMENSION,
+    contracts.DAG_DIMENSION,
+    contracts.TASK_DIMENSION,
+}
 """Every contract value distinctive enough to spot as a copy. The three component names that
-are also plain words (and MWAA's log-type names) are left out."""
+are also plain words (and MWAA's log-type names), and the metric dimensions named by plain
+words (a Lambda's construct id "Function", Airflow's class DAG, a log group's "Task"), are
+left out."""
 
 
 def _python_sources() -> list[Path]:

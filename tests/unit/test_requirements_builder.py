@@ -56,7 +56,7 @@ def test_requirements_build_runs_the_runtime_in_its_role(default_template) -> No
     assert build["Command"] == ["python", "/opt/openmwaa/runtime.pyz"]
     assert build["DependsOn"] == [{"ContainerName": "openmwaa-runtime", "Condition": "SUCCESS"}]
     assert "Secrets" not in build
-    assert "OPENMWAA_RUNTIME" in env_of(container(props, "openmwaa-runtime"))
+    assert container(props, "openmwaa-runtime")["EnvironmentFiles"]
 
 
 def test_requirements_build_alone_mounts_the_sync_root_read_write(default_template) -> None:

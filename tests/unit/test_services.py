@@ -12,7 +12,7 @@ import pytest
 from aws_cdk import aws_ecs as ecs
 from aws_cdk.assertions import Match
 
-from openmwaa.runtime_bundle import RUNTIME_ENTRY_POINT
+from openmwaa.runtime_bundle import RUNTIME_ENTRY_POINT, runtime_bundle_b64
 from openmwaa.task_definitions import AIRFLOW_COMMAND, RUNTIME_INSTALL_COMMAND
 from tests.conftest import template_of
 from tools.cdk_app import project_app
@@ -126,7 +126,8 @@ def test_services_init_container_writes_the_runtime_and_exits(default_template) 
     assert runtime["Essential"] is False
     assert runtime["EntryPoint"] == RUNTIME_ENTRY_POINT, "the image's /entrypoint would run it"
     assert runtime["Command"] == RUNTIME_INSTALL_COMMAND
-    assert len(env_of(runtime)["OPENMWAA_RUNTIME"]) > 1000
+    assert "Environment" not in runtime, "the runtime comes in its environment file"
+    assert [f["Type"] for f in runtime["EnvironmentFiles"]] == ["s3"]
     assert runtime["MountPoints"] == [
         {"ContainerPath": "/opt/openmwaa", "SourceVolume": "openmwaa-runtime", "ReadOnly": False},
         {"ContainerPath": "/usr/local/airflow", "SourceVolume": "mwaa-home", "ReadOnly": False},
@@ -155,7 +156,7 @@ def test_services_init_script_writes_the_runtime_and_mwaa_links(
     (tmp_path / "sync" / "dags").mkdir()
     (tmp_path / "sync" / "dags" / "a.py").write_text("dag = 1\n")
     (tmp_path / "sync" / "startup.sh").write_text("export A=1\n")
-    env = {"OPENMWAA_RUNTIME": env_of(runtime)["OPENMWAA_RUNTIME"], "PATH": "/usr/bin:/bin"}
+    env = {"OPENMWAA_RUNTIME": runtime_bundle_b64(), "PATH": "/usr/bin:/bin"}
 
     for _ in range(2):
         subprocess.run([sys.executable, "-c", _remapped(program, paths)], env=env, check=True)

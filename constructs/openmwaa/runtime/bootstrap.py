@@ -28,10 +28,16 @@ image's Python. In order, each step with a hard limit (as MWAA):
    consuming, finish running tasks) and to keep ECS task scale-in protection in step; Celery
    loads its configuration from :mod:`.celery_signals` (protection on task receipt).
 
+Before step 1, with ``OPENMWAA_METRICS`` saying ``"relay": true``, the metrics relay
+(:mod:`.metrics_relay`) starts as a child in this process group, so it gets the SIGTERM
+dumb-init forwards, and early, so it also hears the task's other containers while this one is
+in its start-up steps; a relay that cannot start is logged and Airflow runs without it.
+
 A fatal error is logged and the process exits non-zero; ECS then replaces the task.
 
 With ``OPENMWAA_COMPONENT=build-requirements`` it is the one-shot requirements build instead
-(:func:`.requirements.build_requirements`).
+(:func:`.requirements.build_requirements`); with the argument ``metrics-relay`` it is the
+metrics relay (:func:`.metrics_relay.main`).
 
 This module is the entry point and the order of the steps. The steps are in
 :mod:`.startup_steps` and :mod:`.requirements`, the child processes and the worker's signals
@@ -44,12 +50,14 @@ import importlib.metadata
 import logging
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import NoReturn
 
-from . import config, contracts, sign_in
+from . import config, contracts, metrics_relay, sign_in
 from .config import ConfigError
 from .contracts import (
     API_SERVER,
@@ -95,6 +103,58 @@ def worker_celery_env(env: Mapping[str, str], root: str, package: str) -> dict[s
         "PYTHONPATH": with_python_path(env, root),
         config.env_name("celery.celery_config_options"): f"{package}.celery_signals.CELERY_CONFIG",
     }
+
+
+METRICS_RELAY = "metrics-relay"
+"""The argument that runs the metrics relay instead of the bootstrap."""
+
+
+def metrics_relay_command(python: str, root: str, package: str) -> list[str]:
+    """The relay's command: the zip application itself on ECS (``root`` is the zip), else the
+    package as a module (``root`` then goes on ``PYTHONPATH``)."""
+    if os.path.isfile(root):
+        return [python, root, METRICS_RELAY]
+    return [python, "-m", package, METRICS_RELAY]
+
+
+def start_metrics_relay(
+    env: Mapping[str, str],
+    python: str,
+    popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
+) -> subprocess.Popen[bytes] | None:
+    """Start the metrics relay if ``OPENMWAA_METRICS`` asks this container for it; None when
+    it does not, or when the relay cannot start (logged: Airflow runs without metrics)."""
+    try:
+        metrics = config.parse_metrics(env.get(contracts.METRICS_VARIABLE))
+    except ConfigError as error:
+        LOG.error("metrics relay not started: %s", error)
+        return None
+    if metrics is None or not metrics.relay:
+        return None
+    root = runtime_import_root()
+    relay_env = {k: v for k, v in env.items() if k not in config.RAW_SECRET_VARIABLES}
+    relay_env["PYTHONPATH"] = with_python_path(relay_env, root)
+    command = metrics_relay_command(python, root, __package__ or "")
+    try:
+        proc = popen(command, env=relay_env, stdin=subprocess.DEVNULL)
+    except OSError as error:
+        LOG.error("metrics relay not started: %s", error)
+        return None
+    LOG.info("metrics relay started (pid %d)", proc.pid)
+    return proc
+
+
+def stop_metrics_relay(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """Have the relay publish what is left and exit (SIGUSR1), ``timeout`` seconds at most:
+    the container stops as soon as this process exits."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGUSR1)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def installed_airflow_version() -> str | None:
@@ -200,12 +260,15 @@ def start(
     if settings.component == BUILD_REQUIREMENTS:
         return build_requirements(env, settings, python)
     started = time.monotonic()
+    relay = start_metrics_relay(env, python)
     command, airflow_env = prepare(env, settings, python)
     LOG.info("start-up steps done in %.0f s", time.monotonic() - started)
     if settings.component == WORKER:
-        return supervise(
+        code = supervise(
             command, airflow_env, monitor, protection=config.task_protection_enabled(env)
         )
+        stop_metrics_relay(relay)
+        return code
     LOG.info("exec %s", " ".join(command))
     for handler in logging.getLogger().handlers:
         handler.flush()
@@ -237,14 +300,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s openmwaa-bootstrap %(levelname)s %(message)s",
-        stream=sys.stdout if not args else sys.stderr,
+        stream=sys.stdout if args[:1] in ([], [METRICS_RELAY]) else sys.stderr,
     )
     os.umask(0o002)
+    if args == [METRICS_RELAY]:
+        return metrics_relay.main(os.environ)
     try:
         if args[:1] == ["airflow"]:
             airflow_cli(os.environ, args[1:], installed_airflow_version())
         if args:
-            raise ConfigError(f"unknown arguments {args}: none, or airflow ARGS")
+            raise ConfigError(f"unknown arguments {args}: none, {METRICS_RELAY}, or airflow ARGS")
         return start(
             os.environ,
             monitor=load_monitor(),

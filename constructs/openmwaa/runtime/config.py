@@ -12,11 +12,11 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from . import contracts, mwaa_conventions
+from . import contracts, metric_names, mwaa_conventions
 from .contracts import API_SERVER, DAG_PROCESSOR, EXECUTION_API, SCHEDULER, TRIGGERER, WORKER
 
 # Kept importable from here for the construct, which is moving to .contracts.
@@ -47,6 +47,17 @@ PROTECTED_OPTIONS: frozenset[str] = frozenset(
         "logging.remote_base_log_folder",
         "logging.remote_log_conn_id",
         "logging.remote_logging",
+        "metrics.legacy_names_on",
+        "metrics.stat_name_handler",
+        "metrics.statsd_custom_client_path",
+        "metrics.statsd_datadog_enabled",
+        "metrics.statsd_disabled_tags",
+        "metrics.statsd_host",
+        "metrics.statsd_influxdb_enabled",
+        "metrics.statsd_on",
+        "metrics.statsd_port",
+        "metrics.statsd_prefix",
+        "metrics.timer_unit_consistency",
         "operators.default_queue",
         "scheduler.standalone_dag_processor",
         "webserver.config_file",
@@ -57,8 +68,10 @@ PROTECTED_OPTIONS: frozenset[str] = frozenset(
 
 They wire Airflow to the environment's database, queue, secrets, log groups and file system;
 a different value breaks the environment (``config_file``: the runtime writes the sign-in's
-``webserver_config.py``, :mod:`.sign_in`). Their ``_cmd`` and ``_secret`` variants are
-protected too (see :func:`is_protected_option`).
+``webserver_config.py``, :mod:`.sign_in`; ``metrics.*``: Airflow's StatsD goes to the metrics
+relay, in the form it reads, :func:`metrics_settings`). Their ``_cmd`` and ``_secret`` variants
+are protected too (see :func:`is_protected_option`). ``metrics.metrics_allow_list`` and
+``metrics_block_list`` stay the user's, as on MWAA.
 """
 
 FAB_API_AUTH_BACKENDS = ",".join(
@@ -294,6 +307,93 @@ def default_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
     return {k: v for k, v in names.items() if k not in env}
 
 
+STATSD_PREFIX = "airflow"
+"""Airflow's StatsD prefix (its default, and MWAA's): the relay strips it."""
+
+USER_METRICS_LISTS = ("metrics.metrics_allow_list", "metrics.metrics_block_list")
+"""Airflow's own filters; when the user sets either, the runtime sets neither."""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``OPENMWAA_METRICS``: where Airflow's metrics go and which are published."""
+
+    namespace: str
+    environment: str
+    metrics: tuple[str, ...]
+    port: int
+    relay: bool
+
+
+def parse_metrics(raw: str | None) -> MetricsConfig | None:
+    """Parse ``OPENMWAA_METRICS``; None when it is unset or empty (metrics off)."""
+    if not raw:
+        return None
+    name = contracts.METRICS_VARIABLE
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{name} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name} is not a JSON object")
+    metrics, port = data.get("metrics"), data.get("port")
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ConfigError(f"{name}: metrics is not a list of metric names")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ConfigError(f"{name}: port is not a port number: {port!r}")
+    namespace, environment = data.get("namespace"), data.get("environment")
+    if not isinstance(namespace, str) or not namespace:
+        raise ConfigError(f"{name}: namespace is not set")
+    if not isinstance(environment, str) or not environment:
+        raise ConfigError(f"{name}: environment is not set")
+    return MetricsConfig(namespace, environment, tuple(metrics), port, data.get("relay") is True)
+
+
+def airflow_allow_list(airflow_names: Iterable[str]) -> str:
+    """Airflow's ``metrics_allow_list`` letting exactly these StatsD names through, with their
+    tags (``name,tag=value``) and without the longer names they start (the legacy
+    ``executor.open_slots.CeleryExecutor``, ``dagrun.duration.success.<dag_id>``).
+
+    Regular expressions without commas and lookarounds, so Airflow 3 (``re``) and Airflow 2
+    (``re2``, with ``metrics_use_pattern_match``) read them alike; matched against the name
+    in lower case without the prefix.
+    """
+    names = sorted({name.lower() for name in airflow_names})
+    return ",".join("^" + name.replace(".", "\\.") + "($|[^a-z0-9_.-])" for name in names)
+
+
+def metrics_settings(env: Mapping[str, str], major: int) -> dict[str, str]:
+    """The ``[metrics]`` variables for ``OPENMWAA_METRICS``: StatsD on towards the relay on
+    127.0.0.1, tags in the name (InfluxDB style, which the relay reads), timers in
+    milliseconds, Airflow 3's legacy names (the ids inside the name) off, and Airflow's
+    allow-list set to the allowed metrics unless the user set an allow or block list.
+    Without ``OPENMWAA_METRICS`` (or without a known metric in it): nothing, StatsD stays off
+    (Airflow's default)."""
+    metrics = parse_metrics(env.get(contracts.METRICS_VARIABLE))
+    rules = metric_names.rules_for(metrics.metrics) if metrics else ()
+    if metrics is None or not rules:
+        return {}
+    settings = {
+        "metrics.statsd_on": "True",
+        "metrics.statsd_host": "127.0.0.1",
+        "metrics.statsd_port": str(metrics.port),
+        "metrics.statsd_prefix": STATSD_PREFIX,
+        "metrics.statsd_influxdb_enabled": "True",
+        "metrics.statsd_datadog_enabled": "False",
+        # Airflow's default: the ids of jobs and runs would make every series new.
+        "metrics.statsd_disabled_tags": "job_id,run_id",
+    }
+    if major >= 3:
+        settings["metrics.legacy_names_on"] = "False"
+    else:
+        settings["metrics.timer_unit_consistency"] = "True"
+    if not any(env.get(env_name(option)) for option in USER_METRICS_LISTS):
+        settings["metrics.metrics_allow_list"] = airflow_allow_list(r.airflow for r in rules)
+        if major < 3:
+            settings["metrics.metrics_use_pattern_match"] = "True"
+    return {env_name(k): v for k, v in settings.items()}
+
+
 def task_protection_enabled(env: Mapping[str, str]) -> bool:
     """False when ``OPENMWAA_TASK_PROTECTION`` says ``off`` (or ``false``, ``0``, ``no``)."""
     value = env.get(contracts.TASK_PROTECTION_VARIABLE, "on").strip().lower()
@@ -306,6 +406,7 @@ def airflow_environment(env: Mapping[str, str], major: int) -> dict[str, str]:
     result = dict(env)
     result.update(default_settings(env, major))
     result.update(derived_settings(env, major))
+    result.update(metrics_settings(env, major))
     for name in RAW_SECRET_VARIABLES:
         result.pop(name, None)
     return result

@@ -120,6 +120,24 @@ METRIC_FILES_REMOVED = "FilesRemoved"
 METRIC_SYNC_FAILURES = "SyncFailures"
 METRIC_REQUIREMENTS_BUILD_FAILED = "RequirementsBuildFailed"
 
+# Airflow's own metrics (StatsD in the container, a relay to CloudWatch; MWAA's names).
+METRICS_VARIABLE = "OPENMWAA_METRICS"
+"""Airflow's metrics for CloudWatch, as JSON, plain, on every Airflow container when metrics
+are on (absent: StatsD stays off): ``{"namespace": str, "environment": str, "metrics": [MWAA
+metric names allowed], "port": int, "relay": bool}``. The runtime turns Airflow's StatsD on
+towards 127.0.0.1:<port>; the one container per task with ``"relay": true`` also starts the
+metrics relay (``runtime/metrics_relay.py``), which listens there and publishes to CloudWatch
+with PutMetricData every minute. Containers of one task share its network namespace, so one
+relay serves them all (mw1.micro)."""
+STATSD_PORT = 8125
+"""The relay's UDP port on the task's loopback."""
+MWAA_METRIC_NAMESPACE = "AmazonMWAA"
+"""The default namespace of Airflow's metrics: MWAA's, so an MWAA alarm or dashboard moves
+over by changing the Environment dimension's value."""
+FUNCTION_DIMENSION = "Function"
+DAG_DIMENSION = "DAG"
+TASK_DIMENSION = "Task"
+
 # Secrets Manager names of the Airflow secrets backend (MWAA's convention).
 CONNECTIONS_PREFIX = "airflow/connections"
 VARIABLES_PREFIX = "airflow/variables"
