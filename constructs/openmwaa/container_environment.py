@@ -158,6 +158,9 @@ class ContainerSettings:
     """CPU units of the web server task, which sizes both API servers' worker processes."""
     pool_queues: Mapping[str, str] = field(default_factory=dict)
     """Each worker pool's Celery queue name -> its SQS queue URL."""
+    metrics_namespace: str = contracts.MWAA_METRIC_NAMESPACE
+    metrics_allow_list: tuple[str, ...] = ()
+    """The MWAA metric names Airflow publishes; empty: Airflow's metrics off (no StatsD)."""
 
 
 SERVER_PORTS: Mapping[str, int] = {
@@ -173,11 +176,36 @@ def option_variable(option: str) -> str:
     return f"AIRFLOW__{section.upper()}__{key.upper()}"
 
 
+def metrics_variable(settings: ContainerSettings, *, relay: bool) -> str | None:
+    """`OPENMWAA_METRICS` of an Airflow container (see `contracts.METRICS_VARIABLE`): compact
+    JSON with sorted keys and names, so synthesis is deterministic; None when the allow-list
+    is empty. `relay` is true on one container per task: it runs the task's metrics relay."""
+    if not settings.metrics_allow_list:
+        return None
+    return json.dumps(
+        {
+            "environment": settings.environment_name,
+            "metrics": sorted(settings.metrics_allow_list),
+            "namespace": settings.metrics_namespace,
+            "port": contracts.STATSD_PORT,
+            "relay": relay,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
 def container_environment(
-    settings: ContainerSettings, *, component: str, log_level: str, worker_queue: str = ""
+    settings: ContainerSettings,
+    *,
+    component: str,
+    log_level: str,
+    worker_queue: str = "",
+    metrics_relay: bool = False,
 ) -> dict[str, str]:
     """The plain environment of the `component` container (for a worker pool's worker,
-    `worker_queue` is the pool's Celery queue).
+    `worker_queue` is the pool's Celery queue; `metrics_relay` on the one container of its
+    task that runs the metrics relay).
 
     User options come last and win over openmwaa's tunable defaults (worker concurrency,
     log level, parallelism, the default pool, task_queued_timeout, the heartbeat timeout, the
@@ -223,6 +251,9 @@ def container_environment(
         env[contracts.API_SERVER_PORT_VARIABLE] = str(SERVER_PORTS[component])
     if component == contracts.WORKER:
         env[contracts.TASK_PROTECTION_VARIABLE] = "on" if settings.task_protection else "off"
+    metrics = metrics_variable(settings, relay=metrics_relay)
+    if metrics is not None:
+        env[contracts.METRICS_VARIABLE] = metrics
     if not is_airflow_2(settings.airflow_version):
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
             f"http://{settings.execution_api_host}:{contracts.EXECUTION_API_PORT}/execution/"

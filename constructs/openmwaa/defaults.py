@@ -13,6 +13,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
 from .environment_class import EnvironmentClass, EnvironmentClassSpec
+from .runtime import contracts, metric_names
 from .versions import DEFAULT_AIRFLOW_VERSION, DEFAULT_PYTHON_VERSION
 
 # Airflow and sizing.
@@ -83,3 +84,11 @@ RECONCILE_INTERVAL = Duration.minutes(10)
 """How often the DAG sync compares the bucket with the file system."""
 WORKER_POOL_MIN_WORKERS = 0
 WORKER_POOL_MAX_WORKERS = 5
+
+# Airflow's metrics in CloudWatch.
+METRICS_NAMESPACE = contracts.MWAA_METRIC_NAMESPACE
+"""MWAA's namespace, so an MWAA alarm or dashboard moves over by changing the value of its
+Environment dimension."""
+METRICS_ALLOW_LIST = metric_names.DEFAULT_ALLOW_LIST
+"""The environment-level metrics (no per-DAG or per-task ones, whose count grows with your
+DAGs); docs/metrics.md lists them and their monthly cost."""

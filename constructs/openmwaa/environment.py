@@ -31,6 +31,15 @@ from aws_cdk import aws_verifiedpermissions as avp
 from constructs import Construct
 
 from . import defaults
+from .airflow_metrics import (
+    DAG_BAG_SIZE,
+    DAG_DURATION_SUCCESS,
+    IMPORT_ERRORS,
+    SCHEDULER_HEARTBEAT,
+    TASK_FAILURES,
+    TASK_SUCCESSES,
+    AirflowMetrics,
+)
 from .airflow_secrets import AirflowSecrets
 from .api_access import ApiAccess
 from .autoscaler import WorkerAutoscaler
@@ -44,7 +53,7 @@ from .environment_props import PROP_NAMES, AirflowEnvironmentProps, ResolvedProp
 from .execution_role import ExecutionRole
 from .image_mirror import AirflowImageMirror
 from .key_policy import allow_cloudwatch_logs, warn_imported_key
-from .log_groups import AirflowLogGroups, log_group_name
+from .log_groups import LOG_TYPES, AirflowLogGroups, log_group_name
 from .monitoring import AirflowMonitoring
 from .nag_acknowledgements import acknowledge
 from .nag_reasons import NAT_GATEWAY_TO_LOAD_BALANCER
@@ -128,6 +137,9 @@ class AirflowEnvironment(Construct):
         scale_in_cooldown: Duration | None = None,
         reconcile_interval: Duration | None = None,
         alarm_topic: sns.ITopic | None = None,
+        metrics_namespace: str = defaults.METRICS_NAMESPACE,
+        metrics_allow_list: Sequence[str] | None = None,
+        task_failure_rate_alarm: float | None = None,
         existing_bucket: s3.IBucket | None = None,
         bucket_props: Mapping[str, Any] | None = None,
         database_props: Mapping[str, Any] | None = None,
@@ -278,6 +290,22 @@ class AirflowEnvironment(Construct):
             new SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to, encrypted
             with `kms_key` when given and otherwise not encrypted at rest (CloudWatch cannot
             publish to a topic under the AWS managed SNS key).
+        :param metrics_namespace: CloudWatch namespace of Airflow's own metrics (1-255
+            characters of letters, digits and `. - _ / # :`, not starting with `AWS/`).
+            Default: `AmazonMWAA`, MWAA's, so an MWAA alarm or dashboard moves over by
+            changing the value of its `Environment` dimension.
+        :param metrics_allow_list: Airflow's metrics to publish, by MWAA's names (the mapping
+            in docs/metrics.md; an unknown name is refused), like MWAA's
+            `metrics.metrics_allow_list`; each costs $0.30 a metric-month per series. Order
+            and duplicates do not matter. `[]` turns Airflow's metrics off (no StatsD, no
+            relay; without SchedulerHeartbeat there is no `scheduler_heartbeat_missing`
+            alarm, and synth warns). Default: the environment-level metrics (scheduler,
+            executor, DAG processing, task successes and failures: no per-DAG or per-task
+            series).
+        :param task_failure_rate_alarm: The `task_failure_rate` alarm's threshold: a fraction
+            above 0, at most 1; the alarm fires when failed / finished tasks over 15 minutes
+            exceeds it, once 5 tasks finished in the window. Needs TaskInstanceFailures and
+            TaskInstanceSuccesses in `metrics_allow_list`. Default: no such alarm.
         :param sign_in: How people sign in to the UI: `SignIn.oidc(...)` (any OpenID Connect
             provider, groups mapped to Airflow roles), `SignIn.cognito()` (a Cognito user pool
             of the environment), `SignIn.iam_identity_center(...)` (Airflow 3: the amazon
@@ -411,7 +439,9 @@ class AirflowEnvironment(Construct):
             image = self.image_mirror.image
 
         stack = Stack.of(self)
-        task_log_group = log_group_name(self.environment_name, "Task")
+        task_log_group = log_group_name(
+            self.environment_name, next(t.suffix for t in LOG_TYPES if t.config_field == "task")
+        )
         namespace = namespace_name(self.environment_name)
         self.services = AirflowServices(
             self,
@@ -452,6 +482,8 @@ class AirflowEnvironment(Construct):
                 pool_queues={
                     name: queue.queue_url for name, queue in self.broker.pool_queues.items()
                 },
+                metrics_namespace=p.metrics_namespace,
+                metrics_allow_list=p.metrics_allow_list,
             ),
             image=image,
             schedulers=p.schedulers,
@@ -592,6 +624,13 @@ class AirflowEnvironment(Construct):
                 worker_pool=pool.queue,
             )
 
+        self.airflow_metrics = AirflowMetrics(
+            namespace=p.metrics_namespace,
+            environment_name=self.environment_name,
+            allowed=p.metrics_allow_list,
+        )
+        """Airflow's metrics of this environment (`airflow_metric` and the `metric_*`
+        helpers build on it)."""
         self.monitoring = AirflowMonitoring(
             self,
             "Monitoring",
@@ -609,6 +648,12 @@ class AirflowEnvironment(Construct):
             target_group=self.web.target_group,
             alarm_topic=p.alarm_topic,
             kms_key=kms_key,
+            airflow_metrics=self.airflow_metrics,
+            queues={"": self.broker.queue, **self.broker.pool_queues},
+            database_max_capacity=p.database_props.get(
+                "serverless_v2_max_capacity", self.spec.db_max_acu
+            ),
+            task_failure_rate=p.task_failure_rate_alarm,
         )
 
         # Last in a create: a failure anywhere in the environment rolls back an unprotected
@@ -814,6 +859,53 @@ class AirflowEnvironment(Construct):
     def metric_dag_syntax_errors(self) -> cloudwatch.Metric:
         """DAG files the sync found with a syntax error (sum per minute)."""
         return self.metric(contracts.METRIC_DAG_SYNTAX_ERRORS, statistic="Sum")
+
+    def airflow_metric(
+        self,
+        name: str,
+        *,
+        function: str | None = None,
+        dag: str | None = None,
+        task: str | None = None,
+        statistic: str | None = None,
+        period: Duration | None = None,
+    ) -> cloudwatch.Metric:
+        """One of Airflow's own metrics, by MWAA's name (docs/metrics.md), in
+        `metrics_namespace` with dimension `Environment` and the ones the mapping gives it:
+        `function` picks among a name's Function values (e.g. QueuedTasks' Executor), `dag`
+        and `task` a per-DAG metric's series. Default statistic: Sum for counters, Maximum for
+        gauges, Average for timers; default period: 1 minute. It has data only while `name` is
+        in `metrics_allow_list`. Raises ValueError naming `name` when the mapping has no
+        such metric."""
+        return self.airflow_metrics.metric(
+            name, function=function, dag=dag, task=task, statistic=statistic, period=period
+        )
+
+    def metric_scheduler_heartbeat(self) -> cloudwatch.Metric:
+        """The schedulers' heartbeats (sum per minute: about 12 per running scheduler)."""
+        return self.airflow_metric(SCHEDULER_HEARTBEAT)
+
+    def metric_import_errors(self) -> cloudwatch.Metric:
+        """DAG files that fail to import, as the dag-processor last counted (maximum per
+        minute)."""
+        return self.airflow_metric(IMPORT_ERRORS)
+
+    def metric_dag_bag_size(self) -> cloudwatch.Metric:
+        """DAGs the dag-processor loaded (maximum per minute)."""
+        return self.airflow_metric(DAG_BAG_SIZE)
+
+    def metric_task_failures(self) -> cloudwatch.Metric:
+        """Task instances that failed, every DAG together (sum per minute)."""
+        return self.airflow_metric(TASK_FAILURES)
+
+    def metric_task_successes(self) -> cloudwatch.Metric:
+        """Task instances that succeeded, every DAG together (sum per minute)."""
+        return self.airflow_metric(TASK_SUCCESSES)
+
+    def metric_dag_duration_success(self, dag_id: str) -> cloudwatch.Metric:
+        """How long `dag_id`'s successful runs took (average per minute, in milliseconds);
+        a per-DAG metric: add DAGDurationSuccess to `metrics_allow_list`."""
+        return self.airflow_metric(DAG_DURATION_SUCCESS, dag=dag_id)
 
     def grant_upload(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let `grantee` (a CI role, say) put and delete objects in the source bucket."""

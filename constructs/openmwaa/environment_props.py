@@ -72,6 +72,9 @@ class AirflowEnvironmentProps:
     scale_in_cooldown: Duration | None = None
     reconcile_interval: Duration | None = None
     alarm_topic: sns.ITopic | None = None
+    metrics_namespace: str = defaults.METRICS_NAMESPACE
+    metrics_allow_list: Sequence[str] | None = None
+    task_failure_rate_alarm: float | None = None
     existing_bucket: s3.IBucket | None = None
     bucket_props: Mapping[str, Any] | None = None
     database_props: Mapping[str, Any] | None = None
@@ -130,6 +133,11 @@ class ResolvedProps:
     scale_in_cooldown: Duration
     reconcile_interval: Duration
     alarm_topic: sns.ITopic | None
+    metrics_namespace: str
+    metrics_allow_list: tuple[str, ...]
+    """The allowed metric names, each once, sorted (empty: Airflow's metrics off). Anything
+    but a list, tuple or set of strings is kept as given for validation to name."""
+    task_failure_rate_alarm: float | None
     existing_bucket: s3.IBucket | None
     bucket_props: Mapping[str, Any]
     database_props: Mapping[str, Any]
@@ -158,6 +166,18 @@ def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if value is None:
         return {}
     return dict(value) if isinstance(value, Mapping) else value
+
+
+def _allow_list(value: Sequence[str] | None) -> tuple[str, ...]:
+    """The allow-list, duplicates folded and sorted (so synthesis does not depend on the
+    order given); the default list when None."""
+    if value is None:
+        return tuple(sorted(set(defaults.METRICS_ALLOW_LIST)))
+    if isinstance(value, list | tuple | set | frozenset) and all(
+        isinstance(name, str) for name in value
+    ):
+        return tuple(sorted(set(value)))
+    return value  # type: ignore[return-value]
 
 
 def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedProps:
@@ -231,6 +251,9 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
             else defaults.RECONCILE_INTERVAL
         ),
         alarm_topic=props.alarm_topic,
+        metrics_namespace=props.metrics_namespace,
+        metrics_allow_list=_allow_list(props.metrics_allow_list),
+        task_failure_rate_alarm=props.task_failure_rate_alarm,
         existing_bucket=props.existing_bucket,
         bucket_props=_mapping(props.bucket_props),
         database_props=_mapping(props.database_props),

@@ -15,11 +15,12 @@ from collections.abc import Callable
 
 from aws_cdk import Duration, RemovalPolicy, Token
 
+from .airflow_metrics import TASK_FAILURES, TASK_SUCCESSES
 from .bring_your_own import check_bring_your_own
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .environment_props import ResolvedProps
 from .props import WebserverAccessMode, WorkerPool
-from .runtime import PROTECTED_OPTIONS, is_protected_option
+from .runtime import PROTECTED_OPTIONS, is_protected_option, metric_names
 from .sign_in import check_sign_in, has_https
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
@@ -29,12 +30,12 @@ MAX_WORKER_POOLS = 10
 """Each pool adds a task definition (with the runtime, about 25 KB) and a dozen resources:
 CloudFormation's 1 MB template limit would be reached at deploy, not at synth, near 18."""
 CONFIG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+METRICS_NAMESPACE_PATTERN = re.compile(r"^[0-9A-Za-z.\-_/#:]{1,255}$")
+"""CloudWatch's namespace characters (its documented set), 1 to 255 of them."""
 
-VALIDATION_ONLY_PROTECTED_OPTIONS: frozenset[str] = frozenset(
-    {"secrets.backend", "metrics.statsd_host", "metrics.statsd_port"}
-)
-"""Keys the construct owns on top of the runtime's (the secrets backend it wires in, and the
-StatsD target, reserved for a metrics sidecar as MWAA reserves it)."""
+VALIDATION_ONLY_PROTECTED_OPTIONS: frozenset[str] = frozenset({"secrets.backend"})
+"""Keys the construct owns on top of the runtime's: the secrets backend it wires in. (The
+runtime's own list holds the StatsD keys, which point Airflow at the metrics relay.)"""
 
 PROTECTED_CONFIGURATION_OPTIONS: frozenset[str] = (
     PROTECTED_OPTIONS | VALIDATION_ONLY_PROTECTED_OPTIONS
@@ -381,6 +382,49 @@ def check_sign_in_prop(s: ResolvedProps) -> list[str]:
     return problems
 
 
+def check_metrics(s: ResolvedProps) -> list[str]:
+    """`metrics_namespace`, `metrics_allow_list` and `task_failure_rate_alarm`."""
+    problems = []
+    namespace = s.metrics_namespace
+    if not _unresolved(namespace) and (
+        not isinstance(namespace, str)
+        or not METRICS_NAMESPACE_PATTERN.match(namespace)
+        or namespace.startswith("AWS/")
+    ):
+        problems.append(
+            f"metrics_namespace: got {namespace!r}; allowed: 1-255 characters of letters, "
+            "digits and . - _ / # :, not starting with 'AWS/' (AWS's own namespaces)"
+        )
+    allowed = s.metrics_allow_list
+    if not isinstance(allowed, tuple):
+        problems.append(
+            f"metrics_allow_list: got {type(allowed).__name__}; allowed: a list of metric "
+            "names (MWAA's, see docs/metrics.md), or [] to turn Airflow's metrics off"
+        )
+        allowed = ()
+    unknown = metric_names.unknown(allowed)
+    if unknown:
+        problems.append(
+            f"metrics_allow_list: unknown metric names {', '.join(map(repr, unknown))}; "
+            "allowed: MWAA's metric names of the mapping in docs/metrics.md"
+        )
+    rate = s.task_failure_rate_alarm
+    if rate is None:
+        return problems
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+        problems.append(
+            f"task_failure_rate_alarm: got {rate!r}; allowed: a fraction above 0, at most 1 "
+            "(0.1: more than 10 % of finished tasks failed), or None for no alarm"
+        )
+    missing = [name for name in (TASK_FAILURES, TASK_SUCCESSES) if name not in allowed]
+    if missing:
+        problems.append(
+            f"task_failure_rate_alarm: needs {' and '.join(missing)} in metrics_allow_list; "
+            "allowed: add them, or leave task_failure_rate_alarm unset"
+        )
+    return problems
+
+
 RULES: tuple[Rule, ...] = (
     check_environment_name,
     check_environment_class,
@@ -401,6 +445,7 @@ RULES: tuple[Rule, ...] = (
     check_data_props,
     check_bring_your_own,
     check_sign_in_prop,
+    check_metrics,
 )
 
 

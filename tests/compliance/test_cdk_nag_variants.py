@@ -87,6 +87,23 @@ def test_cdk_nag_imported_cluster_variant_has_no_unacknowledged_finding() -> Non
     assert nag_findings(build) == []
 
 
+def test_cdk_nag_metrics_variant_has_no_unacknowledged_finding() -> None:
+    """Airflow's metrics in a namespace of yours with the opt-in failure-rate alarm: the
+    alarms on Container Insights, SQS, Aurora and metric math add no finding."""
+
+    def build(app: cdk.App) -> None:
+        stack = cdk.Stack(app, "Metrics", env=TEST_ENV)
+        AirflowEnvironment(
+            stack,
+            "Airflow",
+            metrics_namespace="Acme/Airflow",
+            task_failure_rate_alarm=0.2,
+            worker_pools=[WorkerPool("long-running")],
+        )
+
+    assert nag_findings(build) == []
+
+
 SIGN_IN_VARIANTS = ("oidc", "cognito-certificate", "cognito-kms-no-mfa", "identity-center")
 
 

@@ -22,6 +22,7 @@ from openmwaa import (
     LogLevel,
     ModuleLogging,
     SignIn,
+    WorkerPool,
 )
 from tests.stacks import TEST_ENV, bundled_stack
 from tools.cdk_app import project_app
@@ -87,6 +88,13 @@ COMBINATIONS: dict[str, Callable[[cdk.App], cdk.Stack]] = {
         bucket_props={"bucket_name": "acme-airflow-dags", "transfer_acceleration": True},
         database_props={"preferred_maintenance_window": "Sun:03:00-Sun:04:00"},
     ),
+    "metrics-namespace-failure-rate-pools": _env(
+        metrics_namespace="Acme/Airflow",
+        task_failure_rate_alarm=0.2,
+        metrics_allow_list=["SchedulerHeartbeat", "TaskInstanceFailures", "TaskInstanceSuccesses"],
+        worker_pools=[WorkerPool("long-running")],
+    ),
+    "metrics-off-micro": _env(environment_class=EnvironmentClass.MW1_MICRO, metrics_allow_list=[]),
     "sign-in-oidc": _env(with_oidc=True),
     "sign-in-cognito-certificate": _env(with_certificate=True),
     "sign-in-cognito-airflow-2-kms": _env(

@@ -141,7 +141,7 @@ def test_monitoring_dashboard_and_alarms_notify_a_topic(default_template) -> Non
         "AWS::CloudWatch::Dashboard", {"DashboardName": "airflow-openmwaa"}
     )
     alarms = default_template.find_resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 5  # four, plus the failed requirements build's
+    assert len(alarms) == 15  # the five of the functions and the web, and ten of issue 13
     for alarm in alarms.values():
         [action] = alarm["Properties"]["AlarmActions"]
         assert action["Ref"].startswith("AirflowMonitoringAlarmTopic")

@@ -160,6 +160,8 @@ def expected_defaults() -> dict[str, str]:
         "enable_execute_command": f"`{defaults.ENABLE_EXECUTE_COMMAND}`",
         "scale_in_cooldown": _minutes(defaults.SCALE_IN_COOLDOWN),
         "reconcile_interval": _minutes(defaults.RECONCILE_INTERVAL),
+        "metrics_namespace": f"`{defaults.METRICS_NAMESPACE}`",
+        "metrics_allow_list": f"the {len(set(defaults.METRICS_ALLOW_LIST))} environment-level",
     }
 
 
@@ -185,12 +187,23 @@ def test_readme_lists_the_supported_airflow_versions(table: dict[str, tuple[str,
     assert re.findall(r"`([0-9.]+)`", allowed) == list(SUPPORTED_AIRFLOW_VERSIONS)
 
 
-_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+_NUMBERS = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "fifteen": 15,
+}
 
 
 def test_readme_counts_the_alarms_each_class_gets(default_template: assertions.Template) -> None:
     readme = (REPO_ROOT / "README.md").read_text()
-    found = re.search(r"dashboard `airflow-<env>`, (\w+) alarms \((\w+) on mw1\.micro", readme)
+    found = re.search(
+        r"dashboard `airflow-<env>`[^,|]*, (\w+) alarms \((\w+) on mw1\.micro", readme
+    )
     assert found, "README's monitoring row no longer counts the alarms"
     micro = assertions.Template.from_stack(
         _stack_with(environment_class=EnvironmentClass.MW1_MICRO)
