@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Annotations, ArnFormat, Duration, Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import Annotations, ArnFormat, CfnResource, Duration, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cognito as cognito
@@ -663,8 +663,30 @@ class AirflowEnvironment(Construct):
             enabled=p.deletion_protection,
         )
 
+        self._describe_environment(p)
         for key, value in p.tags.items():
             Tags.of(self).add(key, value)
+
+    def _describe_environment(self, p: ResolvedProps) -> None:
+        """Record what the template alone cannot say (the class, the worker and web server
+        ranges) as metadata of the broker queue, for `openmwaa cost` and reviewers."""
+        queue = self.broker.queue.node.default_child
+        if not isinstance(queue, CfnResource):
+            raise LookupError(f"no CloudFormation resource under {self.broker.queue.node.path}")
+        queue.add_metadata(
+            contracts.ENVIRONMENT_METADATA_KEY,
+            {
+                "environmentName": self.environment_name,
+                "environmentClass": self.spec.name.value,
+                "airflowVersion": p.airflow_version,
+                "schedulers": p.schedulers,
+                "minWebservers": p.min_webservers,
+                "maxWebservers": p.max_webservers,
+                "minWorkers": p.min_workers,
+                "maxWorkers": p.max_workers,
+                "tasksPerWorker": self.spec.tasks_per_worker,
+            },
+        )
 
     def _add_sign_in(self, p: ResolvedProps) -> None:
         """The sign-in's resources (after the web access: Cognito's callback is its URL), its

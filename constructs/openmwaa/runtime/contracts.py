@@ -159,3 +159,9 @@ def machine_username(role: str) -> str:
 
 MACHINE_PASSWORD_CONTEXT = "openmwaa-machine-user/"
 """The HMAC message is this prefix and the role name."""
+
+# What the template alone cannot say about an environment, for `openmwaa cost` and reviewers.
+ENVIRONMENT_METADATA_KEY = "openmwaa:environment"
+"""Metadata key on the broker queue's resource in the template: ``{"environmentName",
+"environmentClass" (MWAA's name), "airflowVersion", "schedulers", "minWebservers",
+"maxWebservers", "minWorkers", "maxWorkers", "tasksPerWorker"}``."""
