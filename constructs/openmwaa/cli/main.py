@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import airflow_cli, api, dag_check, from_mwaa, metadata_import, token
+from . import airflow_cli, api, cost, dag_check, from_mwaa, metadata_import, pause_resume, token
 
-COMMANDS = (from_mwaa, dag_check, metadata_import, token, api, airflow_cli)
+COMMANDS = (from_mwaa, dag_check, metadata_import, token, api, airflow_cli, cost, pause_resume)
 
 
 def parser() -> argparse.ArgumentParser:
