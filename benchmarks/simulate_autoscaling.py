@@ -403,7 +403,12 @@ class SimIO:
         self._call("ecs:UpdateService")
         self.cluster.set_desired(self.cluster.now, count)
 
-    def publish(self, samples: Sequence[loop.Sample]) -> int:
+    def read_services(self) -> list[core.ServiceCount]:
+        return []  # the simulation watches the workers' demand only
+
+    def publish(
+        self, samples: Sequence[loop.Sample], services: core.ServiceSnapshot | None = None
+    ) -> int:
         self._call("cloudwatch:PutMetricData")
         return 1
 

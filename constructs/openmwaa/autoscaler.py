@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
@@ -40,6 +42,13 @@ class WorkerAutoscaler(Construct):
     For a worker pool (`worker_pool`: its Celery queue), it reads the pool's queue, scales the
     pool's service, and publishes the same metrics with a second dimension, WorkerPool.
 
+    Given `watched_services` (component -> service: the environment's own autoscaler gets every
+    service of the environment, pools' included), each run also describes them (up to 10 per
+    DescribeServices call, `ecs:DescribeServices` on exactly those services) and publishes
+    TasksBelowDesired (desired - running tasks, never below 0) with the dimensions Environment
+    and Service (the component): what the `service_below_desired` alarms read, so they need no
+    Container Insights.
+
     Creates a small DynamoDB table (`table`: on demand, encrypted with `kms_key` when given,
     TTL on every item, destroyed with the stack) holding the demand samples of the cool-down
     and a lease that lets only one invocation run at a time (docs/autoscaling.md).
@@ -62,6 +71,7 @@ class WorkerAutoscaler(Construct):
         scale_in_cooldown: Duration = defaults.SCALE_IN_COOLDOWN,
         kms_key: kms.IKey | None = None,
         worker_pool: str | None = None,
+        watched_services: Mapping[str, ecs.FargateService] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # Ephemeral state (a lease and the last minutes of samples, each with a TTL): no
@@ -105,6 +115,15 @@ class WorkerAutoscaler(Construct):
                 "ENVIRONMENT_NAME": environment_name,
                 "TABLE_NAME": self.table.table_name,
                 **({"WORKER_POOL": worker_pool} if worker_pool else {}),
+                **(
+                    {
+                        "SERVICES": Stack.of(self).to_json_string(
+                            {c: s.service_name for c, s in sorted(watched_services.items())}
+                        )
+                    }
+                    if watched_services
+                    else {}
+                ),
             },
         )
         self.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)
@@ -116,6 +135,14 @@ class WorkerAutoscaler(Construct):
                 resources=[worker_service.service_arn],
             )
         )
+        if watched_services:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="WatchEnvironmentServices",
+                    actions=["ecs:DescribeServices"],
+                    resources=[s.service_arn for _, s in sorted(watched_services.items())],
+                )
+            )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="PublishWorkerMetrics",

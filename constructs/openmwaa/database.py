@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -18,6 +18,7 @@ from aws_cdk import custom_resources as cr
 
 from constructs import Construct, IDependable
 
+from . import defaults
 from .environment_class import EnvironmentClassSpec
 from .nag_acknowledgements import acknowledge
 from .nag_reasons import (
@@ -58,6 +59,26 @@ OWNED_DATABASE_PROPS: dict[str, str] = {
 
 _MINOR_VERSION_ATTRIBUTE = re.compile(rf"^VER_{ENGINE_MAJOR_VERSION}_(\d+)$")
 
+AUTO_PAUSE_WARNING_ID = "openmwaa:databaseAutoPause"
+AUTO_PAUSE_MINIMUM_MINORS: dict[int, int] = {13: 15, 14: 12, 15: 7, 16: 3}
+"""The first minor version of each Aurora PostgreSQL major that scales to 0 ACU and pauses
+(Aurora Serverless v2 capacity docs; aws-cdk-lib's `AuroraPostgresEngineVersion.of` uses the
+same ranges); every major above 16 can."""
+_VERSION = re.compile(r"^(\d+)\.(\d+)")
+
+
+def supports_auto_pause(full_version: str) -> bool:
+    """Whether Aurora PostgreSQL `full_version` (e.g. "16.3") can scale to 0 ACU and pause:
+    13.15+, 14.12+, 15.7+, 16.3+ and every later major."""
+    match = _VERSION.match(full_version)
+    if match is None:
+        return False
+    major, minor = int(match.group(1)), int(match.group(2))
+    if major > max(AUTO_PAUSE_MINIMUM_MINORS):
+        return True
+    first = AUTO_PAUSE_MINIMUM_MINORS.get(major)
+    return first is not None and minor >= first
+
 
 def newest_engine_version_name() -> str:
     """The `rds.AuroraPostgresEngineVersion` attribute of the newest PostgreSQL 16 minor
@@ -85,7 +106,12 @@ def newest_engine_version() -> rds.AuroraPostgresEngineVersion:
 class MetadataDatabase(Construct):
     """Aurora PostgreSQL Serverless v2 holding Airflow's metadata.
 
-    Capacity (ACUs) follows the environment class. Engine: `engine_version`, default the
+    Capacity (ACUs) follows the environment class, with a minimum of 0: Aurora pauses the
+    instance after `defaults.DATABASE_AUTO_PAUSE` (5 minutes) without connections and resumes
+    it at the next connection (about 15 s), so a paused environment's database bills storage
+    only (`auto_pause`). A running environment keeps its connections open, so its database
+    never pauses. Engines before Aurora PostgreSQL 13.15, 14.12, 15.7 and 16.3 cannot: they
+    keep the class's minimum, and synth warns. Engine: `engine_version`, default the
     newest Aurora PostgreSQL 16 minor version of the installed aws-cdk-lib. Storage encrypted
     (with `kms_key` when given), credentials generated into Secrets Manager (`secret`), IAM
     authentication on, backups kept 7 days, PostgreSQL logs exported to CloudWatch,
@@ -129,6 +155,9 @@ class MetadataDatabase(Construct):
         self._log_retention = log_retention
         self.cluster_identifier = database_cluster_identifier(environment_name)
         self.engine_version = engine_version or newest_engine_version()
+        self.auto_pause = self._auto_pause(spec, database_props or {})
+        """How long the database must have no connection before Aurora pauses it; None when
+        it never pauses (an engine version without 0 ACU, or a minimum capacity given)."""
         self.log_group = logs.LogGroup(
             self,
             "PostgresqlLogs",
@@ -144,13 +173,15 @@ class MetadataDatabase(Construct):
                 performance_insight_encryption_key=kms_key,
                 auto_minor_version_upgrade=True,
             ),
-            serverless_v2_min_capacity=spec.db_min_acu,
+            serverless_v2_min_capacity=0 if self.auto_pause is not None else spec.db_min_acu,
             serverless_v2_max_capacity=spec.db_max_acu,
             iam_authentication=True,
             backup=rds.BackupProps(retention=BACKUP_RETENTION),
             copy_tags_to_snapshot=True,
             monitoring_interval=Duration.seconds(60),
         )
+        if self.auto_pause is not None:
+            tunable["serverless_v2_auto_pause_duration"] = self.auto_pause
         owned: dict[str, Any] = dict(
             engine=rds.DatabaseClusterEngine.aurora_postgres(version=self.engine_version),
             vpc=vpc,
@@ -182,6 +213,24 @@ class MetadataDatabase(Construct):
         self.deletion_protection: cr.AwsCustomResource | None = None
         self.deletion_protection_enabled = False
         self.deletion_protection_log_group: logs.LogGroup | None = None
+
+    def _auto_pause(self, spec: EnvironmentClassSpec, props: Mapping[str, Any]) -> Duration | None:
+        """The idle time before Aurora pauses the database, or None (and a warning when only
+        the engine version is in the way)."""
+        if "serverless_v2_min_capacity" in props and props["serverless_v2_min_capacity"] != 0:
+            return None  # a minimum given in database_props: the database never pauses
+        given = props.get("serverless_v2_auto_pause_duration")
+        version = self.engine_version.aurora_postgres_full_version
+        if supports_auto_pause(version):
+            return given if isinstance(given, Duration) else defaults.DATABASE_AUTO_PAUSE
+        Annotations.of(self).add_warning_v2(
+            AUTO_PAUSE_WARNING_ID,
+            f"database_engine_version: Aurora PostgreSQL {version} cannot scale to 0 ACU "
+            "(13.15, 14.12, 15.7, 16.3 and later can), so the database keeps its minimum "
+            f"capacity of {spec.db_min_acu:g} ACU even while the environment is paused; "
+            "choose a newer engine version to let it pause",
+        )
+        return None
 
     def protect_after(self, *dependencies: IDependable, enabled: bool = True) -> None:
         """Set the cluster's deletion protection to `enabled` after `dependencies`.

@@ -20,6 +20,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
@@ -59,6 +60,7 @@ from .nag_acknowledgements import acknowledge
 from .nag_reasons import NAT_GATEWAY_TO_LOAD_BALANCER
 from .naming import namespace_name
 from .network import AirflowNetwork
+from .pause_resume import EnvironmentPauser, paused_services, settle_time
 from .props import LoggingConfiguration, WebserverAccessMode, WorkerPool
 from .requirements_builder import RequirementsBuilder
 from .runtime import contracts
@@ -122,6 +124,7 @@ class AirflowEnvironment(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         nat_gateways: int | None = None,
+        flow_log_retention: logs.RetentionDays | None = None,
         removal_policy: RemovalPolicy = defaults.REMOVAL_POLICY,
         deletion_protection: bool = defaults.DELETION_PROTECTION,
         database_engine_version: rds.AuroraPostgresEngineVersion | None = None,
@@ -131,7 +134,9 @@ class AirflowEnvironment(Construct):
         allowed_cidrs: Sequence[str] | None = None,
         image: ecs.ContainerImage | None = None,
         docker_hub_credentials: secretsmanager.ISecret | None = None,
+        cpu_architecture: ecs.CpuArchitecture | str = defaults.CPU_ARCHITECTURE,
         worker_fargate_spot: bool = defaults.WORKER_FARGATE_SPOT,
+        worker_on_demand_base: int = defaults.WORKER_ON_DEMAND_BASE,
         worker_pools: Sequence[WorkerPool] | None = None,
         enable_execute_command: bool = defaults.ENABLE_EXECUTE_COMMAND,
         scale_in_cooldown: Duration | None = None,
@@ -140,10 +145,14 @@ class AirflowEnvironment(Construct):
         metrics_namespace: str = defaults.METRICS_NAMESPACE,
         metrics_allow_list: Sequence[str] | None = None,
         task_failure_rate_alarm: float | None = None,
+        pause_schedule: str | None = None,
+        resume_schedule: str | None = None,
+        schedule_time_zone: str = defaults.SCHEDULE_TIME_ZONE,
         existing_bucket: s3.IBucket | None = None,
         bucket_props: Mapping[str, Any] | None = None,
         database_props: Mapping[str, Any] | None = None,
         existing_cluster: ecs.ICluster | None = None,
+        container_insights: bool = defaults.CONTAINER_INSIGHTS,
         sign_in: SignIn | None = None,
         api_access: bool = True,
     ) -> None:
@@ -193,9 +202,16 @@ class AirflowEnvironment(Construct):
             Default: every log type at INFO, kept one month.
         :param tags: Tags applied to every resource of the environment. Default: none.
         :param vpc: Your VPC (shared VPCs included). Default: a new VPC, 2 AZs, public and
-            private subnets, NAT, flow logs.
+            private subnets, NAT, flow logs, and a free S3 gateway endpoint on the private
+            subnets (`env.network.s3_endpoint`), so S3 traffic in the region (image layers,
+            the DAG sync, your DAGs') skips NAT's $0.045 per GB.
         :param vpc_subnets: Subnets of your `vpc` to use. Default: its private subnets.
         :param nat_gateways: NAT gateways of the new VPC, 1 or 2. Default: 1.
+        :param flow_log_retention: How long the new VPC's flow logs (all traffic) are kept,
+            a `logs.RetentionDays` other than INFINITE. Flow logs cost $0.50 per GB ingested
+            plus $0.03 per GB-month stored, so a shorter retention saves only storage; they
+            stay on (the HIPAA and NIST 800-53 packs require them). Not allowed with `vpc`.
+            Default: one year.
         :param removal_policy: What CloudFormation does with the source bucket, the EFS
             file system, the five Airflow secrets and every log group with data (the six
             `airflow-<name>-*` groups, the database's PostgreSQL group, the VPC flow-log
@@ -230,13 +246,28 @@ class AirflowEnvironment(Construct):
             used as given. Default: the stock `apache/airflow:<version>-python3.12`, copied
             from Docker Hub once per tag, at deploy, into an ECR repository of the
             environment (`env.image_mirror`, all architectures); every task pulls from ECR.
+            An image you give must be built for `cpu_architecture`.
         :param docker_hub_credentials: Secrets Manager secret `{"username", "password"}` of
             a Docker Hub account, used by the deploy-time copy of the default image
             (authenticated pulls have a higher limit). Default: anonymous pulls.
             Not allowed with `image` (give the credentials to your `ContainerImage` instead).
+        :param cpu_architecture: CPU architecture of every Airflow task (every service, the
+            worker pools, mw1.micro's single task) and of the requirements build, whose
+            wheels must match the workers': `"ARM64"` (Graviton: $0.03238 per vCPU-hour and
+            $0.00356 per GB-hour in us-east-1, 20 % below x86_64) or `"X86_64"` ($0.04048 and
+            $0.004445), or an `ecs.CpuArchitecture`. The default image is multi-architecture;
+            an `image` you give must be built for this architecture. The bundled Lambdas run
+            on arm64 whatever you choose. Default: `"ARM64"`.
         :param worker_fargate_spot: Run Celery workers on Fargate Spot (about 70 % cheaper;
-            a reclaimed worker gets the 2-minute warning and drains like a scale-in).
-            Default: False (on-demand Fargate).
+            a reclaimed worker gets the 2-minute warning and drains like a scale-in: a task
+            longer than 120 s is cut off, so it stays opt-in). Default: False (on-demand
+            Fargate).
+        :param worker_on_demand_base: With `worker_fargate_spot`, how many workers always run
+            on demand: the service's capacity-provider strategy is FARGATE (base N, weight
+            0) and FARGATE_SPOT (weight 1). ECS does not move a worker to on demand when Spot
+            has no capacity (it retries the Spot placement), so this is a floor, not a
+            fallback. 0 to `max_workers`; only with `worker_fargate_spot`; worker pools keep
+            their own `fargate_spot`. Default: 0.
         :param worker_pools: Extra pools of Celery workers, each for the tasks of one Celery
             queue (`queue=` on an operator), with its own SQS queue, ECS service and
             autoscaler: e.g. `[WorkerPool("long-running")]` on on-demand Fargate beside Spot
@@ -283,8 +314,14 @@ class AirflowEnvironment(Construct):
             one. It must be in `vpc` (so `vpc` is required with it). With Fargate Spot
             (`worker_fargate_spot` or a Spot worker pool) it needs the FARGATE and
             FARGATE_SPOT capacity providers: enabled for you on an `ecs.Cluster` of this
-            app, yours to add on an imported one (synth warns). Default: a new cluster with
-            Container Insights.
+            app, yours to add on an imported one (synth warns). Its Container Insights
+            setting stays yours. Default: a new cluster (see `container_insights`).
+        :param container_insights: CloudWatch Container Insights on the cluster we create
+            (about $35 a month on mw1.small: per-task metrics and performance log events).
+            No alarm needs it: the autoscaler publishes each service's TasksBelowDesired;
+            on mw1.micro, which has no autoscaler, its service's alarm reads Container
+            Insights when True and the api-server target's healthy count otherwise. Not
+            allowed with `existing_cluster`, whose setting is yours. Default: False.
         :param alarm_topic: SNS topic the environment's alarms notify. It must let
             CloudWatch alarms publish and must not use the AWS managed SNS key. Default: a
             new SSL-only topic, `env.monitoring.alarm_topic`, to subscribe to, encrypted
@@ -306,6 +343,17 @@ class AirflowEnvironment(Construct):
             above 0, at most 1; the alarm fires when failed / finished tasks over 15 minutes
             exceeds it, once 5 tasks finished in the window. Needs TaskInstanceFailures and
             TaskInstanceSuccesses in `metrics_allow_list`. Default: no such alarm.
+        :param pause_schedule: When to pause the environment (every service to 0, the
+            autoscaler and the alarms' actions off, the database then pausing itself), an
+            EventBridge Scheduler cron expression such as `"cron(0 19 ? * MON-FRI *)"`; with
+            `resume_schedule`, both or neither (docs/pause.md). `env.pauser` pauses and
+            resumes on demand in every environment (`openmwaa pause ENV`,
+            `env.grant_pause_resume`). Default: no schedule.
+        :param resume_schedule: When to resume it (the services back to their counts, the
+            autoscaler and the alarms' actions on), a cron expression such as
+            `"cron(0 7 ? * MON-FRI *)"`. Default: no schedule.
+        :param schedule_time_zone: The IANA time zone of both schedules, such as
+            `"Europe/Paris"` (daylight saving time followed). Default: `"UTC"`.
         :param sign_in: How people sign in to the UI: `SignIn.oidc(...)` (any OpenID Connect
             provider, groups mapped to Airflow roles), `SignIn.cognito()` (a Cognito user pool
             of the environment), `SignIn.iam_identity_center(...)` (Airflow 3: the amazon
@@ -364,6 +412,7 @@ class AirflowEnvironment(Construct):
             vpc_subnets=p.vpc_subnets,
             nat_gateways=p.nat_gateways,
             kms_key=kms_key,
+            log_retention=p.flow_log_retention or defaults.FLOW_LOG_RETENTION,
             removal_policy=removal_policy,
         )
         self.source = SourceBucket(
@@ -492,8 +541,11 @@ class AirflowEnvironment(Construct):
             namespace_name=namespace,
             existing_cluster=p.existing_cluster,
             worker_fargate_spot=p.worker_fargate_spot,
+            worker_on_demand_base=p.worker_on_demand_base,
             worker_pools=self.worker_pools,
             enable_execute_command=p.enable_execute_command,
+            cpu_architecture=p.cpu_architecture,
+            container_insights=p.container_insights,
         )
         if self.image_mirror is not None:
             # No task may start before its image is in the repository.
@@ -581,6 +633,7 @@ class AirflowEnvironment(Construct):
             access_point=self.storage.access_point,
             image=image,
             log_group=self.log_groups.group("worker"),
+            cpu_architecture=p.cpu_architecture,
         )
         self.requirements_builder.attach(self.dag_sync.function)
         if self.image_mirror is not None:
@@ -603,6 +656,7 @@ class AirflowEnvironment(Construct):
                 placement=placement,
                 scale_in_cooldown=p.scale_in_cooldown,
                 kms_key=kms_key,
+                watched_services=self.services.watched,
             )
         self.pool_autoscalers: dict[str, WorkerAutoscaler] = {}
         """Each worker pool's autoscaler, by its Celery queue."""
@@ -636,10 +690,7 @@ class AirflowEnvironment(Construct):
             "Monitoring",
             environment_name=self.environment_name,
             max_workers=p.max_workers,
-            services={
-                **self.services.services,
-                **{f"worker:{q}": svc for q, svc in self.services.worker_pools.items()},
-            },
+            services=self.services.by_component,
             dag_sync=self.dag_sync.function,
             autoscaler=self.autoscaler.function if self.autoscaler else None,
             pool_autoscalers={q: a.function for q, a in self.pool_autoscalers.items()},
@@ -654,7 +705,33 @@ class AirflowEnvironment(Construct):
                 "serverless_v2_max_capacity", self.spec.db_max_acu
             ),
             task_failure_rate=p.task_failure_rate_alarm,
+            container_insights=p.container_insights,
         )
+
+        autoscalers = [a for a in (self.autoscaler, *self.pool_autoscalers.values()) if a]
+        self.pauser = EnvironmentPauser(
+            self,
+            "Pauser",
+            environment_name=self.environment_name,
+            cluster=self.services.cluster,
+            services=paused_services(
+                self.services.services,
+                self.services.worker_pools,
+                schedulers=p.schedulers,
+                min_webservers=p.min_webservers,
+                min_workers=p.min_workers,
+                pool_min_workers={pool.queue: pool.min_workers for pool in p.worker_pools},
+            ),
+            autoscaler_rules=[a.schedule for a in autoscalers],
+            alarms=list(self.monitoring.alarms.values()),
+            placement=placement,
+            settle_time=settle_time([a.function for a in autoscalers]),
+            database_auto_pause=self.database.auto_pause,
+            pause_schedule=p.pause_schedule,
+            resume_schedule=p.resume_schedule,
+            schedule_time_zone=p.schedule_time_zone,
+        )
+        """Pauses and resumes the environment (`pause_schedule`, `openmwaa pause ENV`)."""
 
         # Last in a create: a failure anywhere in the environment rolls back an unprotected
         # cluster (a protected one would end the stack in ROLLBACK_FAILED).
@@ -928,6 +1005,11 @@ class AirflowEnvironment(Construct):
         """How long `dag_id`'s successful runs took (average per minute, in milliseconds);
         a per-DAG metric: add DAGDurationSuccess to `metrics_allow_list`."""
         return self.airflow_metric(DAG_DURATION_SUCCESS, dag=dag_id)
+
+    def grant_pause_resume(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let `grantee` pause and resume the environment (`openmwaa pause|resume ENV`):
+        `lambda:InvokeFunction` on `env.pauser.function`, `ssm:GetParameter` on its parameter."""
+        return self.pauser.grant_pause_resume(grantee)
 
     def grant_upload(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let `grantee` (a CI role, say) put and delete objects in the source bucket."""

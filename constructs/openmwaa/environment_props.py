@@ -17,6 +17,7 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
@@ -27,6 +28,7 @@ from . import defaults
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .props import LoggingConfiguration, WebserverAccessMode, WorkerPool
 from .sign_in import SignIn, has_https, resolve_sign_in
+from .task_definitions import architecture_name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +59,7 @@ class AirflowEnvironmentProps:
     vpc: ec2.IVpc | None = None
     vpc_subnets: ec2.SubnetSelection | None = None
     nat_gateways: int | None = None
+    flow_log_retention: logs.RetentionDays | None = None
     removal_policy: RemovalPolicy = defaults.REMOVAL_POLICY
     deletion_protection: bool = defaults.DELETION_PROTECTION
     database_engine_version: rds.AuroraPostgresEngineVersion | None = None
@@ -66,7 +69,9 @@ class AirflowEnvironmentProps:
     allowed_cidrs: Sequence[str] | None = None
     image: ecs.ContainerImage | None = None
     docker_hub_credentials: secretsmanager.ISecret | None = None
+    cpu_architecture: ecs.CpuArchitecture | str = defaults.CPU_ARCHITECTURE
     worker_fargate_spot: bool = defaults.WORKER_FARGATE_SPOT
+    worker_on_demand_base: int = defaults.WORKER_ON_DEMAND_BASE
     worker_pools: Sequence[WorkerPool] | None = None
     enable_execute_command: bool = defaults.ENABLE_EXECUTE_COMMAND
     scale_in_cooldown: Duration | None = None
@@ -75,10 +80,14 @@ class AirflowEnvironmentProps:
     metrics_namespace: str = defaults.METRICS_NAMESPACE
     metrics_allow_list: Sequence[str] | None = None
     task_failure_rate_alarm: float | None = None
+    pause_schedule: str | None = None
+    resume_schedule: str | None = None
+    schedule_time_zone: str = defaults.SCHEDULE_TIME_ZONE
     existing_bucket: s3.IBucket | None = None
     bucket_props: Mapping[str, Any] | None = None
     database_props: Mapping[str, Any] | None = None
     existing_cluster: ecs.ICluster | None = None
+    container_insights: bool = defaults.CONTAINER_INSIGHTS
     sign_in: SignIn | None = None
     api_access: bool = True
 
@@ -117,6 +126,8 @@ class ResolvedProps:
     vpc_subnets: ec2.SubnetSelection | None
     nat_gateways: int | None
     """The new VPC's NAT gateways; None with your own `vpc` (unless given, which is refused)."""
+    flow_log_retention: logs.RetentionDays | None
+    """The new VPC's flow-log retention; None with your own `vpc` (unless given: refused)."""
     removal_policy: RemovalPolicy
     deletion_protection: bool
     database_engine_version: rds.AuroraPostgresEngineVersion | None
@@ -127,7 +138,11 @@ class ResolvedProps:
     """None when not given (the VPC's CIDR reaches a private load balancer)."""
     image: ecs.ContainerImage | None
     docker_hub_credentials: secretsmanager.ISecret | None
+    cpu_architecture: str
+    """`ARM64` or `X86_64` (an `ecs.CpuArchitecture` given is turned into its name); anything
+    else is kept as given for validation to name."""
     worker_fargate_spot: bool
+    worker_on_demand_base: int
     worker_pools: tuple[WorkerPool, ...]
     enable_execute_command: bool
     scale_in_cooldown: Duration
@@ -138,10 +153,14 @@ class ResolvedProps:
     """The allowed metric names, each once, sorted (empty: Airflow's metrics off). Anything
     but a list, tuple or set of strings is kept as given for validation to name."""
     task_failure_rate_alarm: float | None
+    pause_schedule: str | None
+    resume_schedule: str | None
+    schedule_time_zone: str
     existing_bucket: s3.IBucket | None
     bucket_props: Mapping[str, Any]
     database_props: Mapping[str, Any]
     existing_cluster: ecs.ICluster | None
+    container_insights: bool
     sign_in: SignIn
     """How people sign in: the `SignIn` given, or the default (Cognito with HTTPS, else
     FAB's password sign-in). A value of another type is kept as given for validation to name."""
@@ -225,6 +244,11 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
             if props.nat_gateways is not None or props.vpc is not None
             else defaults.NAT_GATEWAYS
         ),
+        flow_log_retention=(
+            props.flow_log_retention
+            if props.flow_log_retention is not None or props.vpc is not None
+            else defaults.FLOW_LOG_RETENTION
+        ),
         removal_policy=props.removal_policy,
         deletion_protection=props.deletion_protection,
         database_engine_version=props.database_engine_version,
@@ -234,7 +258,9 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         allowed_cidrs=None if props.allowed_cidrs is None else tuple(props.allowed_cidrs),
         image=props.image,
         docker_hub_credentials=props.docker_hub_credentials,
+        cpu_architecture=architecture_name(props.cpu_architecture),
         worker_fargate_spot=props.worker_fargate_spot,
+        worker_on_demand_base=props.worker_on_demand_base,
         # Anything but a list or tuple is kept as given for validation to name.
         worker_pools=(
             tuple(pools) if isinstance(pools, list | tuple) else () if pools is None else pools  # type: ignore[arg-type]
@@ -254,10 +280,14 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         metrics_namespace=props.metrics_namespace,
         metrics_allow_list=_allow_list(props.metrics_allow_list),
         task_failure_rate_alarm=props.task_failure_rate_alarm,
+        pause_schedule=props.pause_schedule,
+        resume_schedule=props.resume_schedule,
+        schedule_time_zone=props.schedule_time_zone,
         existing_bucket=props.existing_bucket,
         bucket_props=_mapping(props.bucket_props),
         database_props=_mapping(props.database_props),
         existing_cluster=props.existing_cluster,
+        container_insights=props.container_insights,
         sign_in=resolve_sign_in(
             props.sign_in,
             https=has_https(

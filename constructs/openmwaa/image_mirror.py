@@ -9,7 +9,8 @@ from there.
 The copy is `cdk-ecr-deployment`'s custom resource: a Go binary (containers/image, the
 library behind skopeo) shipped prebuilt inside that package and loaded with
 `Code.from_asset`, so synth needs no Docker and downloads nothing. It copies the whole image
-index (`copy_image_index`: every architecture, so arm64 tasks stay possible). CloudFormation
+index (`copy_image_index`: every architecture, amd64 and arm64, so the tasks run on either
+`cpu_architecture`, ARM64 by default, from the same copy). CloudFormation
 runs it when one of its properties changes (a new tag, source or destination), not on every
 deploy.
 """

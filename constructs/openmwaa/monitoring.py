@@ -24,6 +24,7 @@ from .container_environment import TASK_QUEUED_TIMEOUT_SECONDS
 from .nag_acknowledgements import acknowledge
 from .nag_reasons import ALARM_TOPIC_WITHOUT_CMK
 from .runtime import contracts
+from .services import watched_services
 
 PERIOD = Duration.minutes(1)
 
@@ -67,8 +68,8 @@ class AirflowMonitoring(Construct):
 
     Dashboard: queued and running tasks with desired and running workers (the autoscaler's
     metrics), DAG sync results and DAG syntax errors, api-server health behind the load
-    balancer, the database's capacity and connections, CPU/memory per service (needs
-    Container Insights, which the cluster enables), and from Airflow's own metrics (those in
+    balancer, the database's capacity and connections, CPU/memory per service (ECS's own
+    AWS/ECS metrics, free, no Container Insights needed), and from Airflow's own metrics (those in
     the allow-list) the Scheduler, executor, DAGs and task instance panels.
 
     Alarms notify `alarm_topic` (default: a new SSL-only SNS topic, encrypted with `kms_key`
@@ -85,7 +86,10 @@ class AirflowMonitoring(Construct):
     `requirements_build_failed` when the DAG sync reports that the build of the current
     requirements.txt failed or stalled (containers then pip-install it at every start);
     `scheduler_heartbeat_missing` (when SchedulerHeartbeat is published);
-    `service_below_desired:<name>` per service; `database_at_max_capacity`;
+    `service_below_desired:<name>` per service (the autoscaler's TasksBelowDesired; on
+    mw1.micro, which has no autoscaler, Container Insights' task counts when
+    `container_insights`, else the api-server target's healthy count, since its one task runs
+    every component); `database_at_max_capacity`;
     `oldest_queued_task_age` (`:<queue>` per pool); `dag_import_errors`; and, given
     `task_failure_rate`, `task_failure_rate`.
     """
@@ -110,6 +114,7 @@ class AirflowMonitoring(Construct):
         queues: Mapping[str, sqs.IQueue],
         database_max_capacity: float,
         task_failure_rate: float | None = None,
+        container_insights: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self._environment_name = environment_name
@@ -219,7 +224,12 @@ class AirflowMonitoring(Construct):
         )
 
         self._scheduler_heartbeat_alarm(services)
-        self._service_alarms(services)
+        self._service_alarms(
+            services,
+            published=autoscaler is not None,
+            container_insights=container_insights,
+            healthy=healthy,
+        )
         self.alarms["database_at_max_capacity"] = database.metric_serverless_database_capacity(
             period=PERIOD, statistic="Maximum"
         ).create_alarm(
@@ -361,16 +371,66 @@ class AirflowMonitoring(Construct):
         alarm.node.add_dependency(services[contracts.SCHEDULER])
         self.alarms["scheduler_heartbeat_missing"] = alarm
 
-    def _service_alarms(self, services: Mapping[str, ecs.FargateService]) -> None:
-        """`service_below_desired:<name>` for each distinct service: `all-in-one` for
-        mw1.micro's single service, else the component (`worker:<queue>` for a pool)."""
-        names: dict[str, list[str]] = {}
-        by_path: dict[str, ecs.FargateService] = {}
-        for name, service in services.items():
-            names.setdefault(service.node.path, []).append(name)
-            by_path[service.node.path] = service
-        for path, service in by_path.items():
-            key = names[path][0] if len(names[path]) == 1 else "all-in-one"
+    def _service_alarms(
+        self,
+        services: Mapping[str, ecs.FargateService],
+        *,
+        published: bool,
+        container_insights: bool,
+        healthy: cloudwatch.IMetric,
+    ) -> None:
+        """`service_below_desired:<name>` for each distinct service (`watched_services`):
+        `all-in-one` for mw1.micro's single service, else the component (`worker:<queue>`
+        for a pool). Fires when tasks are missing for `SERVICE_BELOW_DESIRED_MINUTES`;
+        missing data never fires it."""
+        for key, service in watched_services(services).items():
+            below, source = self._tasks_below_desired(
+                key,
+                service,
+                published=published,
+                container_insights=container_insights,
+                healthy=healthy,
+            )
+            self.alarms[f"service_below_desired:{key}"] = below.create_alarm(
+                self,
+                f"ServiceBelowDesired{service.node.id}",
+                alarm_description=(
+                    f"Airflow {self._environment_name}: service {key} has run fewer tasks than "
+                    f"desired for {SERVICE_BELOW_DESIRED_MINUTES} minutes ({source}); read its "
+                    "ECS events and stopped tasks"
+                ),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=SERVICE_BELOW_DESIRED_MINUTES,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+
+    def _tasks_below_desired(
+        self,
+        key: str,
+        service: ecs.FargateService,
+        *,
+        published: bool,
+        container_insights: bool,
+        healthy: cloudwatch.IMetric,
+    ) -> tuple[cloudwatch.Metric | cloudwatch.MathExpression, str]:
+        """The alarm's metric and what it measures: the autoscaler's TasksBelowDesired when
+        it runs (every class but mw1.micro); on mw1.micro, Container Insights' desired minus
+        running tasks when it is on, else 1 minus the api-server target's healthy count (its
+        one task runs every component, the api-server included)."""
+        if published:
+            metric = cloudwatch.Metric(
+                namespace=contracts.METRIC_NAMESPACE,
+                metric_name=contracts.METRIC_TASKS_BELOW_DESIRED,
+                dimensions_map={
+                    contracts.ENVIRONMENT_DIMENSION: self._environment_name,
+                    contracts.SERVICE_DIMENSION: key,
+                },
+                statistic="Minimum",
+                period=PERIOD,
+            )
+            return metric, "the autoscaler's TasksBelowDesired"
+        if container_insights:
             dimensions = {
                 "ClusterName": service.cluster.cluster_name,
                 "ServiceName": service.service_name,
@@ -385,25 +445,20 @@ class AirflowMonitoring(Construct):
                 )
                 for metric_name in ("RunningTaskCount", "DesiredTaskCount")
             )
-            below = cloudwatch.MathExpression(
+            expression = cloudwatch.MathExpression(
                 expression="desired - running",
                 using_metrics={"running": running, "desired": desired},
                 period=PERIOD,
                 label=f"{key}: desired minus running tasks",
             )
-            self.alarms[f"service_below_desired:{key}"] = below.create_alarm(
-                self,
-                f"ServiceBelowDesired{service.node.id}",
-                alarm_description=(
-                    f"Airflow {self._environment_name}: service {key} has run fewer tasks than "
-                    f"desired for {SERVICE_BELOW_DESIRED_MINUTES} minutes; read its ECS events "
-                    "and stopped tasks"
-                ),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=SERVICE_BELOW_DESIRED_MINUTES,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+            return expression, "Container Insights' task counts"
+        unhealthy = cloudwatch.MathExpression(
+            expression="IF(healthy < 1, 1 - healthy, 0)",
+            using_metrics={"healthy": healthy},
+            period=PERIOD,
+            label=f"{key}: its one task not healthy behind the load balancer",
+        )
+        return unhealthy, "its one task, measured as the api-server target's healthy count"
 
     def _oldest_queued_task_alarm(self, queue_name: str, queue: sqs.IQueue) -> None:
         """`oldest_queued_task_age` (`:<queue>` for a pool's): the oldest message is older than

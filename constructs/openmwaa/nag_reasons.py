@@ -301,8 +301,8 @@ def execution_role_findings(role: IConstruct, bucket: s3.IBucket, *, kms: bool) 
         INLINE_ROLE_POLICY,
         aws_solutions(
             "IAM5[Resource::*]",
-            "cloudwatch:PutMetricData, for custom metrics from DAGs, supports no resource-level "
-            "permissions.",
+            "cloudwatch:PutMetricData, for Airflow's metrics (the metrics relay in each task) "
+            "and custom metrics from DAGs, supports no resource-level permissions.",
         ),
     ]
     if kms:
@@ -394,6 +394,14 @@ IMAGE_COPY_ROLE = (
     ),
 )
 
+
+CONTAINER_INSIGHTS_OFF = aws_solutions(
+    "ECS4",
+    "container_insights=False (the default) saves about $35 a month on mw1.small; the alarms do "
+    "not need it (the autoscaler publishes each service's TasksBelowDesired) and the dashboard's "
+    "CPU and memory per service are ECS's free AWS/ECS metrics. container_insights=True turns "
+    "it on.",
+)
 
 BUNDLED_FUNCTION = (*LAMBDA_MANAGED_POLICIES, INLINE_ROLE_POLICY, NO_RESERVED_CONCURRENCY)
 """What every Lambda built by `bundled_function` has; its log group adds LOG_GROUP_WITHOUT_CMK."""
@@ -540,3 +548,44 @@ NAT_GATEWAY_TO_LOAD_BALANCER = (
     ),
 )
 """The public load balancer's ingress from the NAT gateways (API access)."""
+
+PAUSER_DLQ = Finding(
+    "LambdaDLQ",
+    "The pauser runs on demand (openmwaa pause/resume, which waits for its answer) or from a "
+    "pause or resume schedule, whose failed run Lambda retries twice; every step is "
+    "idempotent and the next run repairs a partial one, so a failed event has nothing to keep.",
+)
+
+
+def pauser_findings(function: IConstruct, stack_name: str, *, scaled: bool) -> list[Finding]:
+    """The pauser function's own findings: the status of its stack (`stack_name` as cdk-nag
+    renders it), and with `scaled` (a service Application Auto Scaling scales) the suspension
+    of scaling."""
+    findings = [
+        PAUSER_DLQ,
+        aws_solutions(
+            f"IAM5[Resource::{nag_arn(function, 'cloudformation', f'stack/{stack_name}/*')}]",
+            "cloudformation:DescribeStacks on this environment's stack only, by name: a stack's "
+            "ARN ends in an id assigned at create, so its name is followed by a wildcard.",
+        ),
+    ]
+    if scaled:
+        findings.append(
+            aws_solutions(
+                "IAM5[Resource::"
+                f"{nag_arn(function, 'application-autoscaling', 'scalable-target/*')}]",
+                "application-autoscaling:RegisterScalableTarget, to suspend and resume the "
+                "scaling of the api-server and execution-api services: a scalable target's ARN "
+                "ends in a random id no template can name, so the statement is conditioned on "
+                "the ecs service namespace and the ecs:service:DesiredCount dimension.",
+            )
+        )
+    return findings
+
+
+PAUSER_SCHEDULE_ROLE = Finding(
+    "IAMNoInlinePolicy",
+    "The pause and resume schedules' role, created with them: one statement, "
+    "lambda:InvokeFunction on the pauser function only; a managed policy would hold the same "
+    "statement with nothing to reuse.",
+)

@@ -25,10 +25,16 @@ class AirflowNetwork(Construct):
 
     With `vpc=None` it creates a VPC across two availability zones, with a public and a
     private subnet in each, `nat_gateways` NAT gateways (default 1; 2 for zone-level
-    resilience of outbound traffic) and VPC flow logs (all traffic, to an encrypted log
-    group removed as `removal_policy` says, default RETAIN_ON_UPDATE_OR_DELETE). With your
-    own `vpc` (shared VPCs included) it creates nothing in it but the security group, and
-    places resources in `vpc_subnets` (default: the private subnets).
+    resilience of outbound traffic), VPC flow logs (all traffic, to an encrypted log group
+    kept `log_retention`, default one year, removed as `removal_policy` says, default
+    RETAIN_ON_UPDATE_OR_DELETE) and an S3 gateway endpoint on the private subnets' route
+    tables (`s3_endpoint`; free, where NAT charges $0.045 per GB processed: image layers, the
+    DAG sync's reads and your DAGs' S3 traffic in the region skip NAT). Its policy is the default
+    (any bucket): ECR serves image layers from S3 buckets AWS owns, and DAGs read and write
+    your own buckets; a policy naming buckets would break both. With your own `vpc` (shared
+    VPCs included) it creates nothing in it but the security group (`s3_endpoint` is None:
+    your VPC's routes are yours), and places resources in `vpc_subnets` (default: the
+    private subnets).
 
     The security group allows all traffic from itself, the rule the MWAA documentation
     requires: components talk to each other (api-server, database, EFS) on several ports.
@@ -48,6 +54,8 @@ class AirflowNetwork(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.created_vpc = vpc is None
+        self.s3_endpoint: ec2.GatewayVpcEndpoint | None = None
+        """The new VPC's S3 gateway endpoint; None with your own `vpc`."""
         self.vpc: ec2.IVpc = (
             vpc
             if vpc is not None
@@ -130,4 +138,9 @@ class AirflowNetwork(Construct):
             },
         )
         acknowledge(vpc, [PUBLIC_SUBNET_ROUTE])
+        self.s3_endpoint = vpc.add_gateway_endpoint(
+            "S3Endpoint",
+            service=ec2.GatewayVpcEndpointAwsService.S3,
+            subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+        )
         return vpc

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 
 from constructs import Construct
 
+from . import defaults
 from .container_environment import SYNC_ROOT
 from .nag_acknowledgements import acknowledge
 from .nag_reasons import (
@@ -32,6 +33,7 @@ from .task_definitions import (
     add_runtime_installer,
     add_sync_volume,
     mwaa_home_mount,
+    runtime_platform,
 )
 
 BUILD_CPU = 2048
@@ -40,26 +42,41 @@ CONTAINER_NAME = BUILD_REQUIREMENTS
 
 
 def build_environment(
-    *, environment_name: str, airflow_version: str, python_version: str, region: str
+    *,
+    environment_name: str,
+    airflow_version: str,
+    python_version: str,
+    region: str,
+    cpu_architecture: str = defaults.CPU_ARCHITECTURE,
 ) -> dict[str, str]:
-    """The build container's plain environment. ``OPENMWAA_AIRFLOW_VERSION`` and
-    ``OPENMWAA_PYTHON_VERSION`` are inputs of the build key: the Airflow containers and the
-    DAG sync function get the same values (:meth:`RequirementsBuilder.key_inputs`)."""
+    """The build container's plain environment. ``OPENMWAA_AIRFLOW_VERSION``,
+    ``OPENMWAA_PYTHON_VERSION`` and ``OPENMWAA_CPU_ARCHITECTURE`` are inputs of the build key:
+    the Airflow containers and the DAG sync function get the same values
+    (:meth:`RequirementsBuilder.key_inputs`)."""
     return {
         contracts.COMPONENT_VARIABLE: BUILD_REQUIREMENTS,
         contracts.ENVIRONMENT_NAME_VARIABLE: environment_name,
         contracts.SYNC_ROOT_VARIABLE: SYNC_ROOT,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
-        **key_inputs(airflow_version=airflow_version, python_version=python_version),
+        **key_inputs(
+            airflow_version=airflow_version,
+            python_version=python_version,
+            cpu_architecture=cpu_architecture,
+        ),
     }
 
 
-def key_inputs(*, airflow_version: str, python_version: str) -> dict[str, str]:
-    """The build key's inputs besides requirements.txt (see ``requirements_key`` in the runtime)."""
+def key_inputs(
+    *, airflow_version: str, python_version: str, cpu_architecture: str = defaults.CPU_ARCHITECTURE
+) -> dict[str, str]:
+    """The build key's inputs besides requirements.txt (see ``requirements_key`` in the runtime):
+    the versions, and the CPU architecture as a label, so a build's native wheels never reach
+    tasks of the other architecture."""
     return {
         contracts.AIRFLOW_VERSION_VARIABLE: airflow_version,
         contracts.PYTHON_VERSION_VARIABLE: python_version,
+        contracts.CPU_ARCHITECTURE_VARIABLE: cpu_architecture,
     }
 
 
@@ -82,16 +99,19 @@ class RequirementsBuilder(Construct):
     in its `build-requirements` role: it sources startup.sh, then pip-installs
     requirements.txt with the containers' constraints into
     `<sync root>/.openmwaa/requirements/<key>/` (a temporary folder renamed into place with a
-    complete marker), keyed by the hash of requirements.txt, the Airflow and Python versions
-    and the constraints. Airflow containers put that folder first on `PYTHONPATH` when its
-    key matches, and pip-install at start only while it is being built or when it failed.
+    complete marker), keyed by the hash of requirements.txt, the Airflow and Python versions,
+    the constraints and the CPU architecture. Airflow containers put that folder first on
+    `PYTHONPATH` when its key matches, and pip-install at start only while it is being built
+    or when it failed.
 
     The DAG sync function starts it (`ecs:RunTask`, this task definition only, `iam:PassRole`
     for its two roles only) before it rolls the services for a requirements change and at
     every reconcile while the current key has no complete build; see `attach`. It is the
     only task that mounts the EFS access point read-write (the Airflow containers mount it
-    read-only); its task role holds nothing else. 2 vCPU, 4 GiB, x86_64 like the services;
-    logs go to the worker log group under the `requirements-build` prefix.
+    read-only); its task role holds nothing else. 2 vCPU, 4 GiB, on the services' CPU
+    architecture (`cpu_architecture`): pip picks the wheels of the machine it runs on, so the
+    build's native wheels (numpy, pandas...) are the ones the workers can load. Logs go to the
+    worker log group under the `requirements-build` prefix.
     """
 
     def __init__(
@@ -110,13 +130,16 @@ class RequirementsBuilder(Construct):
         access_point: efs.IAccessPoint,
         image: ecs.ContainerImage,
         log_group: logs.ILogGroup,
+        cpu_architecture: str = defaults.CPU_ARCHITECTURE,
     ) -> None:
         super().__init__(scope, construct_id)
         self._cluster = cluster
         self._subnet_ids = selected_subnet_ids(vpc, vpc_subnets)
         self._security_group = security_group
         self.key_inputs: Mapping[str, str] = key_inputs(
-            airflow_version=airflow_version, python_version=python_version
+            airflow_version=airflow_version,
+            python_version=python_version,
+            cpu_architecture=cpu_architecture,
         )
         self.task_role = iam.Role(
             self,
@@ -131,10 +154,7 @@ class RequirementsBuilder(Construct):
             cpu=BUILD_CPU,
             memory_limit_mib=BUILD_MEMORY_MIB,
             task_role=self.task_role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+            runtime_platform=runtime_platform(cpu_architecture),
         )
         task = self.task_definition
         add_sync_volume(task, file_system, access_point)
@@ -152,6 +172,7 @@ class RequirementsBuilder(Construct):
                 airflow_version=airflow_version,
                 python_version=python_version,
                 region=Stack.of(self).region,
+                cpu_architecture=cpu_architecture,
             ),
             logging=logging,
         )

@@ -14,10 +14,13 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 
 from constructs import Construct
 
+from . import defaults
 from .airflow_secrets import AirflowSecrets
 from .container_environment import ContainerSettings
 from .environment_class import EnvironmentClassSpec, TaskSize
 from .log_groups import AirflowLogGroups
+from .nag_acknowledgements import acknowledge
+from .nag_reasons import CONTAINER_INSIGHTS_OFF
 from .props import WorkerPool
 from .runtime import contracts
 from .task_definitions import (
@@ -42,6 +45,44 @@ START_UP_GRACE_PERIOD = Duration.minutes(15)
 """How long ECS ignores the health checks of a new api-server or execution-api task (its load
 balancer's and its container's): startup.sh (5 minutes at most) and a requirements install
 (9 at most) fit in it."""
+
+
+ALL_IN_ONE = "all-in-one"
+"""The component name of a service several components share (mw1.micro's single service)."""
+
+
+def watched_services(
+    services: Mapping[str, ecs.FargateService],
+) -> dict[str, ecs.FargateService]:
+    """Each distinct service of `services` (component -> service) once, by the component it
+    runs, or `ALL_IN_ONE` for a service several components share: the keys of the
+    `service_below_desired:<component>` alarms and the `Service` dimension of the
+    autoscaler's TasksBelowDesired."""
+    names: dict[str, list[str]] = {}
+    by_path: dict[str, ecs.FargateService] = {}
+    for name, service in services.items():
+        names.setdefault(service.node.path, []).append(name)
+        by_path[service.node.path] = service
+    return {
+        names[path][0] if len(names[path]) == 1 else ALL_IN_ONE: service
+        for path, service in by_path.items()
+    }
+
+
+def spot_strategy(on_demand_base: int = 0) -> list[ecs.CapacityProviderStrategy]:
+    """The capacity-provider strategy of a Spot worker service: every task on FARGATE_SPOT,
+    except the first `on_demand_base` ones, which run on FARGATE (on demand).
+
+    ECS places the base first, then spreads the rest by weight: FARGATE's weight 0 gives it
+    nothing beyond its base. It is no fallback: when Spot has no capacity, ECS keeps retrying
+    the Spot placement (the service's events say so); it never moves a task to FARGATE."""
+    strategy = []
+    if on_demand_base > 0:
+        strategy.append(
+            ecs.CapacityProviderStrategy(capacity_provider="FARGATE", base=on_demand_base, weight=0)
+        )
+    strategy.append(ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1))
+    return strategy
 
 
 def execution_api_host(
@@ -70,6 +111,12 @@ class AirflowServices(Construct):
     `max_workers`). The Task Execution API runs apart from the UI so that no load on the UI
     can stall task heartbeats. mw1.micro runs every component as a container of one task
     (`all_in_one`), as MWAA does; its workers reach the execution API on `localhost`.
+
+    Every task runs on Linux, on `cpu_architecture` (default ARM64, Graviton). The cluster we
+    create has Container Insights only with `container_insights=True` (the alarms do not need
+    it); `existing_cluster` keeps its own settings. Spot workers (`worker_fargate_spot`, a
+    pool's `fargate_spot`) use `spot_strategy`: the first `worker_on_demand_base` workers of
+    the environment's own service on demand, the rest on Spot.
 
     Each task runs the image (`image`, default the stock `apache/airflow` image for the
     version) and a short-lived init container that writes the openmwaa runtime into a task
@@ -106,9 +153,12 @@ class AirflowServices(Construct):
         max_webservers: int,
         namespace_name: str,
         worker_fargate_spot: bool = False,
+        worker_on_demand_base: int = defaults.WORKER_ON_DEMAND_BASE,
         worker_pools: Sequence[WorkerPool] = (),
         enable_execute_command: bool = False,
         existing_cluster: ecs.ICluster | None = None,
+        cpu_architecture: str = defaults.CPU_ARCHITECTURE,
+        container_insights: bool = defaults.CONTAINER_INSIGHTS,
     ) -> None:
         super().__init__(scope, construct_id)
         self._vpc_subnets = vpc_subnets
@@ -122,6 +172,7 @@ class AirflowServices(Construct):
             database_secret=database_secret,
             secrets=secrets,
             settings=settings,
+            cpu_architecture=cpu_architecture,
         )
         self._enable_execute_command = enable_execute_command
         self.components = components_for(airflow_version)
@@ -131,13 +182,18 @@ class AirflowServices(Construct):
         spot = worker_fargate_spot or any(pool.fargate_spot for pool in worker_pools)
         self.cluster: ecs.ICluster
         if existing_cluster is None:
+            # Stated either way, so an account-level default does not decide the bill.
             self.cluster = ecs.Cluster(
                 self,
                 "Cluster",
                 vpc=vpc,
-                container_insights_v2=ecs.ContainerInsights.ENABLED,
+                container_insights_v2=ecs.ContainerInsights.ENABLED
+                if container_insights
+                else ecs.ContainerInsights.DISABLED,
                 enable_fargate_capacity_providers=spot,
             )
+            if not container_insights:
+                acknowledge(self.cluster, [CONTAINER_INSIGHTS_OFF])
         else:
             self.cluster = existing_cluster
             if spot and isinstance(existing_cluster, ecs.Cluster):
@@ -206,7 +262,9 @@ class AirflowServices(Construct):
                 desired_count=counts[component],
                 api_server=component is API_SERVER,
                 execution_api=component is EXECUTION_API,
-                spot=component is WORKER and worker_fargate_spot,
+                strategy=spot_strategy(worker_on_demand_base)
+                if component is WORKER and worker_fargate_spot
+                else None,
             )
         for pool in worker_pools:
             construct_id = f"WorkerPool-{pool.queue}"
@@ -214,7 +272,10 @@ class AirflowServices(Construct):
             self._tasks.airflow_container(task, WORKER, worker_queue=pool.queue)
             self._pool_task_definitions[pool.queue] = task
             self.worker_pools[pool.queue] = self._service(
-                construct_id, task, desired_count=None, spot=pool.fargate_spot
+                construct_id,
+                task,
+                desired_count=None,
+                strategy=spot_strategy() if pool.fargate_spot else None,
             )
         if EXECUTION_API in self.components and max_webservers > min_webservers:
             scaling = self.services[EXECUTION_API.name].auto_scale_task_count(
@@ -231,6 +292,20 @@ class AirflowServices(Construct):
         for service in [*self.services.values(), *self.worker_pools.values()]:
             unique[service.node.path] = service
         return list(unique.values())
+
+    @property
+    def by_component(self) -> dict[str, ecs.FargateService]:
+        """Every component's service (mw1.micro's components share one), worker pools' as
+        `worker:<queue>`."""
+        return {
+            **self.services,
+            **{f"{WORKER.name}:{queue}": s for queue, s in self.worker_pools.items()},
+        }
+
+    @property
+    def watched(self) -> dict[str, ecs.FargateService]:
+        """`watched_services` of `by_component`: each distinct service once, by component."""
+        return watched_services(self.by_component)
 
     @property
     def all_task_definitions(self) -> list[ecs.FargateTaskDefinition]:
@@ -261,7 +336,7 @@ class AirflowServices(Construct):
         desired_count: int | None,
         api_server: bool = False,
         execution_api: bool = False,
-        spot: bool = False,
+        strategy: list[ecs.CapacityProviderStrategy] | None = None,
         stop_first: bool = False,
     ) -> ecs.FargateService:
         service = ecs.FargateService(
@@ -282,11 +357,7 @@ class AirflowServices(Construct):
             health_check_grace_period=(
                 START_UP_GRACE_PERIOD if api_server or execution_api else None
             ),
-            capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)
-            ]
-            if spot
-            else None,
+            capacity_provider_strategies=strategy,
             cloud_map_options=ecs.CloudMapOptions(
                 name=EXECUTION_API_DNS_NAME,
                 cloud_map_namespace=self.namespace,
@@ -296,7 +367,7 @@ class AirflowServices(Construct):
             if execution_api and self.namespace is not None
             else None,
         )
-        if spot:
+        if strategy:
             # The cluster's capacity-provider association is created late, at synth; a
             # dependency on the whole cluster covers it, so a stack delete removes the
             # service before the association (which fails while the service uses Spot).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import AssetHashType, Duration
+from aws_cdk import App, AssetHashType, Duration, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
@@ -14,6 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 
 from constructs import Construct
 
+from . import defaults
 from .airflow_secrets import AirflowSecrets
 from .container_environment import (
     SERVER_PORTS,
@@ -94,6 +95,40 @@ RUNTIME_INSTALL_COMMAND = ["python", "-c", INIT_SCRIPT]
 
 AIRFLOW_COMMAND = ["python", RUNTIME_PATH]
 """Every Airflow container's command: the runtime's bootstrap, which execs the component."""
+
+
+CPU_ARCHITECTURES = ("ARM64", "X86_64")
+"""The CPU architectures every Airflow task may run on (`cpu_architecture`): Fargate's Linux
+ones. Nothing in a task definition but its runtime platform depends on the choice: the image is
+multi-architecture, the runtime is pure Python (a unit test checks both)."""
+
+
+def architecture_name(value: ecs.CpuArchitecture | str) -> str:
+    """The name of a `cpu_architecture` prop as ECS spells it (`ARM64`, `X86_64`): a string as
+    given, an `ecs.CpuArchitecture` as CDK renders it (CDK exposes no name, so a throwaway
+    task definition renders it, in an app of its own that never synthesizes: nothing of it
+    reaches yours)."""
+    if not isinstance(value, ecs.CpuArchitecture):
+        return value
+    probe = Stack(App(auto_synth=False), "Probe")
+    task = ecs.FargateTaskDefinition(
+        probe,
+        "Probe",
+        runtime_platform=ecs.RuntimePlatform(
+            cpu_architecture=value, operating_system_family=ecs.OperatingSystemFamily.LINUX
+        ),
+    )
+    rendered = probe.resolve(task.node.default_child.runtime_platform)  # type: ignore[union-attr]
+    return str(rendered["cpuArchitecture"])
+
+
+def runtime_platform(cpu_architecture: str) -> ecs.RuntimePlatform:
+    """Linux on `cpu_architecture` (`ARM64` or `X86_64`): every Airflow task's and the
+    requirements build's platform, so the wheels the build installs run on the workers."""
+    return ecs.RuntimePlatform(
+        cpu_architecture=ecs.CpuArchitecture.of(cpu_architecture),
+        operating_system_family=ecs.OperatingSystemFamily.LINUX,
+    )
 
 
 @dataclass(frozen=True)
@@ -203,8 +238,9 @@ def add_runtime_installer(
 @dataclass(frozen=True)
 class TaskDefinitionFactory:
     """What every Airflow task definition is built from: the role Airflow runs as (the task
-    role), the EFS file system and access point, the image, the log groups, the secrets and
-    the containers' settings. Each task definition acknowledges its own cdk-nag findings."""
+    role), the EFS file system and access point, the image, the log groups, the secrets, the
+    containers' settings and the CPU architecture (`ARM64` or `X86_64`: every task of the
+    environment the same). Each task definition acknowledges its own cdk-nag findings."""
 
     task_role: iam.IRole
     file_system: efs.FileSystem
@@ -214,6 +250,7 @@ class TaskDefinitionFactory:
     database_secret: secretsmanager.ISecret
     secrets: AirflowSecrets
     settings: ContainerSettings
+    cpu_architecture: str = defaults.CPU_ARCHITECTURE
 
     def task_definition(
         self, scope: Construct, construct_id: str, size: TaskSize, log_type: str
@@ -226,10 +263,7 @@ class TaskDefinitionFactory:
             cpu=size.cpu,
             memory_limit_mib=size.memory_mib,
             task_role=self.task_role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+            runtime_platform=runtime_platform(self.cpu_architecture),
         )
         add_sync_volume(task, self.file_system, self.access_point)
         self.file_system.grant_read(task.task_role)
@@ -279,13 +313,17 @@ class TaskDefinitionFactory:
             image=self.image,
             entry_point=RUNTIME_ENTRY_POINT,
             command=AIRFLOW_COMMAND,
-            environment=container_environment(
-                self.settings,
-                component=component.name,
-                log_level=level.value,
-                worker_queue=worker_queue,
-                metrics_relay=first_in_task,
-            ),
+            environment={
+                **container_environment(
+                    self.settings,
+                    component=component.name,
+                    log_level=level.value,
+                    worker_queue=worker_queue,
+                    metrics_relay=first_in_task,
+                ),
+                # A label of the requirements build's key, as the build and the DAG sync have.
+                contracts.CPU_ARCHITECTURE_VARIABLE: self.cpu_architecture,
+            },
             secrets=secrets,
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix=f"{component.name}-{worker_queue}"

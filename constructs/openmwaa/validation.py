@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 
 from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import aws_logs as logs
 
 from .airflow_metrics import TASK_FAILURES, TASK_SUCCESSES
 from .bring_your_own import check_bring_your_own
@@ -22,6 +23,7 @@ from .environment_props import ResolvedProps
 from .props import WebserverAccessMode, WorkerPool
 from .runtime import PROTECTED_OPTIONS, is_protected_option, metric_names
 from .sign_in import check_sign_in, has_https
+from .task_definitions import CPU_ARCHITECTURES
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
 ENVIRONMENT_NAME_PATTERN = re.compile(r"^[A-Za-z][0-9A-Za-z_-]{0,79}$")
@@ -351,6 +353,60 @@ def check_image(s: ResolvedProps) -> list[str]:
     return []
 
 
+def check_cost_levers(s: ResolvedProps) -> list[str]:
+    """`cpu_architecture`, `container_insights`, `flow_log_retention` and
+    `worker_on_demand_base`."""
+    problems = []
+    if s.cpu_architecture not in CPU_ARCHITECTURES:
+        problems.append(
+            f"cpu_architecture: got {s.cpu_architecture!r}; allowed: "
+            + ", ".join(repr(a) for a in CPU_ARCHITECTURES)
+            + " (or ecs.CpuArchitecture.ARM64 / X86_64)"
+        )
+    if not isinstance(s.container_insights, bool):
+        problems.append(f"container_insights: got {s.container_insights!r}; allowed: True, False")
+    elif s.container_insights and s.existing_cluster is not None:
+        problems.append(
+            "container_insights: given with existing_cluster; it applies only to the cluster "
+            "we create, so turn Container Insights on in your cluster's own settings"
+        )
+    retention = s.flow_log_retention
+    if s.vpc is not None and retention is not None:
+        problems.append(
+            "flow_log_retention: given with vpc; it applies only to the flow logs of the VPC "
+            "we create, so give one or the other"
+        )
+    elif retention is not None and (
+        not isinstance(retention, logs.RetentionDays) or retention is logs.RetentionDays.INFINITE
+    ):
+        problems.append(
+            f"flow_log_retention: got {retention!r}; allowed: a logs.RetentionDays other than "
+            "INFINITE (the HIPAA and NIST 800-53 packs require a retention, and storage grows "
+            "without end)"
+        )
+    base = s.worker_on_demand_base
+    spec = _spec(s)
+    if not _is_int(base) or base < 0:
+        problems.append(f"worker_on_demand_base: got {base!r}; allowed: a whole number, 0 or more")
+    elif base > 0 and spec is not None and spec.all_in_one:
+        problems.append(
+            f"worker_on_demand_base: got {base}; {s.environment_class} runs its one worker "
+            "inside its single task, on demand; allowed: 0"
+        )
+    elif base > 0 and not s.worker_fargate_spot:
+        problems.append(
+            f"worker_on_demand_base: got {base} without worker_fargate_spot; it keeps the first "
+            "workers on demand when the others run on Spot, so give worker_fargate_spot=True "
+            "or leave it 0"
+        )
+    elif base > s.max_workers:
+        problems.append(
+            f"worker_on_demand_base: got {base}, more than max_workers {s.max_workers}; "
+            f"allowed: 0 to {s.max_workers} (at max_workers every worker is on demand)"
+        )
+    return problems
+
+
 DATA_REMOVAL_POLICIES = (
     RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     RemovalPolicy.RETAIN,
@@ -425,6 +481,83 @@ def check_metrics(s: ResolvedProps) -> list[str]:
     return problems
 
 
+CRON_FIELDS = (
+    ("minutes", r"[0-9,*/-]+"),
+    ("hours", r"[0-9,*/-]+"),
+    ("day-of-month", r"[0-9,*?/LW-]+"),
+    ("month", r"[0-9A-Za-z,*/-]+"),
+    ("day-of-week", r"[0-9A-Za-z,*?/L#-]+"),
+    ("year", r"[0-9,*/-]+"),
+)
+"""EventBridge Scheduler's cron fields, in order, with the characters each accepts."""
+TIME_ZONE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*$")
+
+
+def cron_problems(prop: str, expression: str) -> list[str]:
+    """What is wrong with `expression` as an EventBridge Scheduler cron expression."""
+    allowed = "allowed: cron(minutes hours day-of-month month day-of-week year), e.g. "
+    example = '"cron(0 19 ? * MON-FRI *)"'
+    match = re.fullmatch(r"cron\((.*)\)", expression.strip())
+    fields = match.group(1).split() if match else []
+    if len(fields) != len(CRON_FIELDS):
+        return [f"{prop}: got {expression!r}; {allowed}{example}"]
+    problems = [
+        f"{prop}: {name} field {value!r} of {expression!r} has characters a cron field cannot"
+        for (name, pattern), value in zip(CRON_FIELDS, fields, strict=True)
+        if not re.fullmatch(pattern, value)
+    ]
+    if (fields[2] == "?") == (fields[4] == "?"):
+        problems.append(
+            f"{prop}: got {expression!r}; exactly one of day-of-month and day-of-week must be "
+            f"'?', e.g. {example}"
+        )
+    return problems
+
+
+def check_pause_schedules(s: ResolvedProps) -> list[str]:
+    """`pause_schedule` and `resume_schedule`: both or neither, each a cron expression, not
+    the same; `schedule_time_zone`: an IANA time zone name."""
+    schedules = {"pause_schedule": s.pause_schedule, "resume_schedule": s.resume_schedule}
+    given = {name: value for name, value in schedules.items() if value is not None}
+    problems: list[str] = []
+    if len(given) == 1:
+        (name, _), missing = next(iter(given.items())), set(schedules) - set(given)
+        problems.append(f"{name}: given without {missing.pop()}; give both or neither")
+    for name, value in given.items():
+        if not isinstance(value, str):
+            problems.append(f"{name}: got {value!r}; allowed: a cron(...) expression string")
+        elif not _unresolved(value):
+            problems.extend(cron_problems(name, value))
+    if len(given) == 2 and s.pause_schedule == s.resume_schedule:
+        problems.append(
+            f"resume_schedule: got {s.resume_schedule!r}, the same as pause_schedule; "
+            "allowed: another time"
+        )
+    problems.extend(_time_zone_problems(s.schedule_time_zone))
+    return problems
+
+
+def _time_zone_problems(zone: object) -> list[str]:
+    """An IANA name (`UTC`, `Europe/Paris`...); checked against the time zone database when
+    this Python has one."""
+    if _unresolved(zone):
+        return []
+    if not isinstance(zone, str) or not TIME_ZONE_PATTERN.match(zone):
+        return [
+            f"schedule_time_zone: got {zone!r}; allowed: an IANA time zone name such as "
+            '"UTC" or "Europe/Paris"'
+        ]
+    import zoneinfo
+
+    known = zoneinfo.available_timezones()
+    if known and zone not in known:
+        return [
+            f"schedule_time_zone: got {zone!r}, which is not in the IANA time zone database; "
+            'allowed: a name such as "UTC", "America/New_York" or "Europe/Paris"'
+        ]
+    return []
+
+
 RULES: tuple[Rule, ...] = (
     check_environment_name,
     check_environment_class,
@@ -441,11 +574,13 @@ RULES: tuple[Rule, ...] = (
     check_allowed_cidrs,
     check_tags,
     check_image,
+    check_cost_levers,
     check_durations,
     check_data_props,
     check_bring_your_own,
     check_sign_in_prop,
     check_metrics,
+    check_pause_schedules,
 )
 
 

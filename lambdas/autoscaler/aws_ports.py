@@ -1,7 +1,8 @@
 """The AWS side of the autoscaler: :class:`AwsIO`, the boto3 implementation of the loop's port.
 
-SQS (the broker queue's approximate counts), ECS (the worker service), DynamoDB (the lease and
-the demand samples, see :class:`autoscaler.core.DemandStore`) and CloudWatch (the metrics).
+SQS (the broker queue's approximate counts), ECS (the worker service, and every watched service's
+counts), DynamoDB (the lease and the demand samples, see :class:`autoscaler.core.DemandStore`)
+and CloudWatch (the metrics).
 Every failure, and every answer it cannot use, is raised as :class:`autoscaler.loop.AwsCallError`
 with the operation and the error code.
 """
@@ -20,6 +21,8 @@ from autoscaler.loop import AwsCallError, Sample
 from autoscaler.settings import Settings
 
 PUT_METRIC_DATA_MAX_DATUMS = 1000
+DESCRIBE_SERVICES_MAX = 10
+"""Services one DescribeServices call takes."""
 HISTORY_KEEP_SECONDS = 3600.0
 """How long a stored sample outlives its cool-down before DynamoDB's TTL may delete it."""
 LEASE_KEY = "lease"
@@ -85,6 +88,36 @@ class AwsIO:
             return int(service["desiredCount"]), int(service["runningCount"])
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise AwsCallError(operation, f"unusable answer: {error!r}") from None
+
+    def read_services(self) -> list[core.ServiceCount]:
+        """Desired and running tasks of every watched service (``Settings.services``), in
+        DescribeServices calls of up to 10. A service the answer leaves out, or that is not
+        ACTIVE (being deleted), is left out: its alarm gets no data, which never fires it."""
+        operation = "ecs:DescribeServices"
+        names = {name: component for component, name in self._s.services}
+        counts: list[core.ServiceCount] = []
+        ordered = [name for _, name in self._s.services]
+        for start in range(0, len(ordered), DESCRIBE_SERVICES_MAX):
+            batch = ordered[start : start + DESCRIBE_SERVICES_MAX]
+            response = _call(
+                operation,
+                self._ecs.describe_services,
+                cluster=self._s.cluster_name,
+                services=batch,
+            )
+            try:
+                for service in response.get("services", []):
+                    name = str(service.get("serviceName", ""))
+                    if name not in names or service.get("status", "ACTIVE") != "ACTIVE":
+                        continue
+                    counts.append(
+                        core.ServiceCount(
+                            names[name], int(service["desiredCount"]), int(service["runningCount"])
+                        )
+                    )
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise AwsCallError(operation, f"unusable answer: {error!r}") from None
+        return sorted(counts, key=lambda count: count.component)
 
     def set_desired_count(self, count: int) -> None:
         _call(
@@ -182,8 +215,11 @@ class AwsIO:
             kwargs["ExclusiveStartKey"] = last
         raise AwsCallError(operation, "more than 20 pages of history")
 
-    def publish(self, samples: Sequence[Sample]) -> int:
-        """Put every sample's metrics, batched; returns the number of PutMetricData calls."""
+    def publish(
+        self, samples: Sequence[Sample], services: core.ServiceSnapshot | None = None
+    ) -> int:
+        """Put every sample's metrics and each service's TasksBelowDesired (dimension
+        ``Service`` besides the others), batched; returns the number of PutMetricData calls."""
         dimensions = [{"Name": contracts.ENVIRONMENT_DIMENSION, "Value": self._s.environment_name}]
         if self._s.worker_pool:
             dimensions.append(
@@ -207,6 +243,21 @@ class AwsIO:
                         "Dimensions": dimensions,
                         "Timestamp": stamp,
                         "Value": float(value),
+                        "Unit": "Count",
+                    }
+                )
+        if services is not None:
+            stamp = datetime.fromtimestamp(services.at, UTC)
+            for component, below in sorted(services.below_desired().items()):
+                datums.append(
+                    {
+                        "MetricName": contracts.METRIC_TASKS_BELOW_DESIRED,
+                        "Dimensions": [
+                            *dimensions,
+                            {"Name": contracts.SERVICE_DIMENSION, "Value": component},
+                        ],
+                        "Timestamp": stamp,
+                        "Value": float(below),
                         "Unit": "Count",
                     }
                 )

@@ -279,6 +279,35 @@ def decide(
     )
 
 
+@dataclass(frozen=True)
+class ServiceCount:
+    """One ECS service of the environment, as DescribeServices reported it."""
+
+    component: str
+    """The component it runs (``scheduler``, ``worker:<queue>`` for a pool...): the value of
+    the metric's ``Service`` dimension and of the alarm's key."""
+    desired: int
+    running: int
+
+    @property
+    def below_desired(self) -> int:
+        """Tasks the service wants but does not run (desired - running, never below 0): a
+        deployment's extra tasks do not hide a missing one elsewhere, and they never count."""
+        return max(0, self.desired - self.running)
+
+
+@dataclass(frozen=True)
+class ServiceSnapshot:
+    """Every watched service's counts, read once at ``at`` (epoch seconds)."""
+
+    at: float
+    counts: tuple[ServiceCount, ...]
+
+    def below_desired(self) -> dict[str, int]:
+        """``TasksBelowDesired`` by component."""
+        return {count.component: count.below_desired for count in self.counts}
+
+
 class DemandStore(Protocol):
     """Where the cool-down's demand history and the invocation lease live (a port).
 

@@ -5,7 +5,9 @@ invocation holds it, it exits at once, so two invocations never sample and act a
 time. Holding the lease, it samples every ``sample_interval_seconds`` while the clock leaves
 time for a whole sample inside the budget: read the queue and the service, store the demand,
 decide with :mod:`autoscaler.core`, set the service's desired count when the decision says so.
-At the end it publishes every sample in one call and releases the lease. The cool-down's
+At the end it reads every watched service's counts once (the ``service_below_desired`` alarms'
+TasksBelowDesired, which needs no Container Insights), publishes them with every sample in one
+call and releases the lease. The cool-down's
 demand history is read back from the store (only when a scale-in is being considered), so what
 the previous invocation saw is always readable; the metrics are for people, not for decisions.
 
@@ -89,8 +91,15 @@ class InvocationIO(core.DemandStore, Protocol):
         """Set the worker service's desired count."""
         ...
 
-    def publish(self, samples: Sequence[Sample]) -> int:
-        """Publish the samples as metrics; returns the number of calls it took."""
+    def read_services(self) -> list[core.ServiceCount]:
+        """Desired and running tasks of every watched service (none: an empty list)."""
+        ...
+
+    def publish(
+        self, samples: Sequence[Sample], services: core.ServiceSnapshot | None = None
+    ) -> int:
+        """Publish the samples, and the services' TasksBelowDesired, as metrics; returns the
+        number of calls it took."""
         ...
 
 
@@ -104,6 +113,8 @@ class InvocationSummary:
     (the table failed: scale-out only)."""
     put_metric_data_calls: int = 0
     history_reads: int = 0
+    services: core.ServiceSnapshot | None = None
+    """The watched services' counts, read once at the end (None: none watched, or unread)."""
 
     def as_dict(self) -> dict[str, Any]:
         last = self.samples[-1].decision if self.samples else None
@@ -116,6 +127,7 @@ class InvocationSummary:
             "last_decision": last.reason if last else None,
             "put_metric_data_calls": self.put_metric_data_calls,
             "history_reads": self.history_reads,
+            "tasks_below_desired": self.services.below_desired() if self.services else None,
         }
 
 
@@ -259,11 +271,29 @@ def _sample_until(
             sleep(next_at - now)
         at = clock()
 
+    summary.services = read_services(io, summary, clock)
     try:
-        summary.put_metric_data_calls = io.publish(summary.samples)
+        summary.put_metric_data_calls = io.publish(summary.samples, summary.services)
     except AwsCallError as error:
         summary.errors.append(str(error))
         LOG.error("%s; %d samples not published", error, len(summary.samples))
+
+
+def read_services(
+    io: InvocationIO, summary: InvocationSummary, clock: Clock
+) -> core.ServiceSnapshot | None:
+    """Every watched service's counts, stamped with the clock; None when none is watched or
+    the read failed (logged): the alarms then get no data for this minute, which never fires
+    them."""
+    try:
+        counts = io.read_services()
+    except AwsCallError as error:
+        summary.errors.append(str(error))
+        LOG.warning("%s; no TasksBelowDesired published this minute", error)
+        return None
+    if not counts:
+        return None
+    return core.ServiceSnapshot(clock(), tuple(counts))
 
 
 def _act(io: InvocationIO, summary: InvocationSummary, decision: core.Decision) -> core.Decision:

@@ -6,6 +6,7 @@ reads them and raises one :class:`ConfigError` listing every problem.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class Settings:
     table_name: str
     worker_pool: str = ""
     """The worker pool's Celery queue; empty for the environment's own workers."""
+    services: tuple[tuple[str, str], ...] = ()
+    """(component, ECS service name) of every service whose TasksBelowDesired this function
+    publishes (``SERVICES``, a JSON object; the environment's own autoscaler only)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -77,6 +81,7 @@ class Settings:
         namespace = text("METRIC_NAMESPACE", contracts.METRIC_NAMESPACE)
         environment = text("ENVIRONMENT_NAME")
         table = text("TABLE_NAME")
+        services = parse_services(env.get("SERVICES", ""), problems)
         if interval <= 0:
             problems.append(f"SAMPLE_INTERVAL_SECONDS={interval:g}: must be > 0")
         if budget < 0:
@@ -109,7 +114,28 @@ class Settings:
             environment_name=environment,
             table_name=table,
             worker_pool=env.get("WORKER_POOL", "").strip(),
+            services=services,
         )
+
+
+def parse_services(raw: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """``SERVICES``: a JSON object, component -> ECS service name, both non-empty strings;
+    empty or unset: none. Sorted by component. Appends to ``problems`` what is wrong."""
+    if not raw.strip():
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        problems.append(f"SERVICES={raw[:80]!r}: must be a JSON object")
+        return ()
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in value.items()
+    ):
+        problems.append(
+            f"SERVICES={raw[:80]!r}: must map component names to ECS service names (strings)"
+        )
+        return ()
+    return tuple(sorted(value.items()))
 
 
 def _max_gap(sample_interval: float, budget: float) -> float:

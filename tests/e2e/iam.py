@@ -45,6 +45,9 @@ class AuthorizationContext:
     resource: str
     condition_keys: Mapping[str, str] = field(default_factory=dict)
     modelled: bool = True
+    more_resources: tuple[str, ...] = ()
+    """Further resources the same call is authorized against (a batch call such as
+    DescribeServices of several services): each must be allowed, as ``resource`` must."""
 
 
 def _logs_group_arn(region: str, account: str, group: str, stream: str = "") -> str:
@@ -157,10 +160,14 @@ def authorization_context(
             arn = _ecs_service_arn(region, account, cluster, str(get("service")))
             return AuthorizationContext(action, arn, {"ecs:cluster": cluster_arn})
         if operation == "DescribeServices" and get("services"):
-            (service_name, *rest) = list(get("services"))
-            if not rest:
-                arn = _ecs_service_arn(region, account, cluster, str(service_name))
-                return AuthorizationContext(action, arn, {"ecs:cluster": cluster_arn})
+            # Up to 10 services per call; each is authorized, and one refused refuses the call.
+            first, *rest = (
+                _ecs_service_arn(region, account, cluster, str(name))
+                for name in list(get("services"))
+            )
+            return AuthorizationContext(
+                action, first, {"ecs:cluster": cluster_arn}, more_resources=tuple(rest)
+            )
         if operation == "ListServices":
             return AuthorizationContext(action, "*", {"ecs:cluster": cluster_arn})
         if operation == "DescribeClusters" and get("clusters"):
@@ -171,7 +178,50 @@ def authorization_context(
             (task, *rest) = list(get("tasks"))
             if not rest and str(task).startswith("arn:"):
                 return AuthorizationContext(action, str(task), {"ecs:cluster": cluster_arn})
+    paused = _pauser_context(action, params, region, account)
+    if paused is not None:
+        return paused
     return AuthorizationContext(action, moto_resource, modelled=False)
+
+
+PAUSER_RULE_ACTIONS = frozenset({"DescribeRule", "EnableRule", "DisableRule"})
+PAUSER_ALARM_ACTIONS = frozenset({"DisableAlarmActions", "EnableAlarmActions"})
+
+
+def _pauser_context(
+    action: str, params: Mapping[str, Any], region: str, account: str
+) -> AuthorizationContext | None:
+    """The pauser's calls (lambdas/pauser): EventBridge rules, alarm actions, scalable
+    targets and its stack's status, one resource per call."""
+    service, _, operation = action.partition(":")
+    get = params.get
+    if service == "events" and operation in PAUSER_RULE_ACTIONS and get("Name"):
+        bus = str(get("EventBusName") or "default")
+        path = f"rule/{get('Name')}" if bus == "default" else f"rule/{bus}/{get('Name')}"
+        return AuthorizationContext(action, f"arn:aws:events:{region}:{account}:{path}")
+    if service == "cloudwatch" and operation in PAUSER_ALARM_ACTIONS:
+        names = get("AlarmNames") or [get("AlarmNames.member.1")]
+        names = [str(name) for name in _as_list(names) if name]
+        if len(names) == 1:
+            arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{names[0]}"
+            return AuthorizationContext(action, arn)
+    if service == "application-autoscaling" and operation == "RegisterScalableTarget":
+        # AWS authorizes it on the target's ARN, whose last part is an id AWS assigned (not
+        # in the request): any such ARN stands for it; the condition keys come from the request.
+        arn = f"arn:aws:application-autoscaling:{region}:{account}:scalable-target/0registered"
+        keys = {
+            "application-autoscaling:service-namespace": str(get("ServiceNamespace") or ""),
+            "application-autoscaling:scalable-dimension": str(get("ScalableDimension") or ""),
+        }
+        return AuthorizationContext(action, arn, keys)
+    if service == "cloudformation" and operation == "DescribeStacks" and get("StackName"):
+        name = str(get("StackName"))
+        # By name, AWS names the stack's ARN with a wildcard for its id (as in its AccessDenied
+        # messages); an ARN given is used as it is.
+        stack_arn = f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*"
+        arn = name if name.startswith("arn:") else stack_arn
+        return AuthorizationContext(action, arn)
+    return None
 
 
 # --- policy evaluation -------------------------------------------------------------------
@@ -259,6 +309,20 @@ def statements(policies: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]
     for policy in policies:
         found.extend(_as_list(policy.get("Statement")))
     return found
+
+
+def evaluate_context(
+    policies: Iterable[Mapping[str, Any]], context: AuthorizationContext
+) -> Decision:
+    """:func:`evaluate` of every resource of ``context``: allowed only if each one is (the
+    first refusal decides)."""
+    policies = list(policies)
+    decision = Decision(False, "no resource")
+    for resource in (context.resource, *context.more_resources):
+        decision = evaluate(policies, context.action, resource, context.condition_keys)
+        if not decision.allowed:
+            return decision
+    return decision
 
 
 def evaluate(

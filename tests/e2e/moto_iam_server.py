@@ -76,9 +76,7 @@ def install(record: Path) -> None:
         )
         policies = [IAMPolicy(p)._policy_json for p in request._access_key.collect_policies()]
         try:
-            decision = iam.evaluate(
-                policies, context.action, context.resource, context.condition_keys
-            )
+            decision = iam.evaluate_context(policies, context)
         except iam.UnsupportedPolicyError as error:
             decision = iam.Decision(False, f"unsupported policy: {error}")
         entry = {

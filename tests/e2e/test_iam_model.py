@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .iam import UnsupportedPolicyError, authorization_context, evaluate
+from .iam import UnsupportedPolicyError, authorization_context, evaluate, evaluate_context
 from .principals import without_actions
 
 R, A = "us-east-1", "123456789012"
@@ -101,6 +101,21 @@ def test_ecs_service_actions_use_the_service_arn_and_the_cluster_key() -> None:
     assert evaluate(conditioned, listing.action, "*", listing.condition_keys).allowed
     elsewhere = _context("ecs", "ListServices", cluster="other")
     assert not evaluate(conditioned, elsewhere.action, "*", elsewhere.condition_keys).allowed
+
+
+def test_describe_services_of_several_services_needs_each_of_them() -> None:
+    """The autoscaler describes every service of the environment, up to 10 per call."""
+    batch = _context("ecs", "DescribeServices", cluster="c", services=["a", "b", "c"])
+    arns = [f"arn:aws:ecs:{R}:{A}:service/c/{name}" for name in ("a", "b", "c")]
+    assert (batch.resource, *batch.more_resources) == tuple(arns)
+    assert batch.modelled
+    every = _policy({"Effect": "Allow", "Action": "ecs:DescribeServices", "Resource": arns})
+    assert evaluate_context(every, batch).allowed
+    two = _policy({"Effect": "Allow", "Action": "ecs:DescribeServices", "Resource": arns[:2]})
+    assert not evaluate_context(two, batch).allowed
+    single = _context("ecs", "DescribeServices", cluster="c", services=["a"])
+    assert (single.resource, single.more_resources) == (arns[0], ())
+    assert evaluate_context(two, single).allowed
 
 
 def test_secret_names_become_arns() -> None:

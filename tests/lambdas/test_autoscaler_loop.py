@@ -51,6 +51,9 @@ class FakeCluster:
     calls: list[str] = field(default_factory=list)
     updates: list[int] = field(default_factory=list)
     published: list[tuple[float, list[Sample]]] = field(default_factory=list)
+    services: list[core.ServiceCount] = field(default_factory=list)
+    """What ``read_services`` answers (the watched services' counts)."""
+    published_services: list[core.ServiceSnapshot | None] = field(default_factory=list)
 
     def _call(self, operation: str) -> None:
         self.calls.append(operation)
@@ -73,9 +76,16 @@ class FakeCluster:
         self.desired = count
         self.updates.append(count)
 
-    def publish(self, samples: Sequence[Sample]) -> int:
+    def read_services(self) -> list[core.ServiceCount]:
+        self._call("read_services")
+        return list(self.services)
+
+    def publish(
+        self, samples: Sequence[Sample], services: core.ServiceSnapshot | None = None
+    ) -> int:
         self._call("publish")
         self.published.append((self.clock.t, list(samples)))
+        self.published_services.append(services)
         return 1
 
     def acquire_lease(self, owner: str, now: float, until: float) -> bool:

@@ -22,7 +22,11 @@ def test_database_is_aurora_postgresql_serverless_v2(default_template) -> None:
             "Engine": "aurora-postgresql",
             "EngineVersion": Match.string_like_regexp(r"^16\."),
             "DatabaseName": "airflow",
-            "ServerlessV2ScalingConfiguration": {"MinCapacity": 0.5, "MaxCapacity": 2},
+            "ServerlessV2ScalingConfiguration": {
+                "MinCapacity": 0,
+                "MaxCapacity": 2,
+                "SecondsUntilAutoPause": 300,
+            },
         },
     )
     default_template.has_resource_properties(
@@ -208,8 +212,9 @@ def test_database_capacity_follows_environment_class(environment_class: Environm
         "AWS::RDS::DBCluster",
         {
             "ServerlessV2ScalingConfiguration": {
-                "MinCapacity": spec.db_min_acu,
+                "MinCapacity": 0,  # it pauses when idle: see test_pause_resume_database.py
                 "MaxCapacity": spec.db_max_acu,
+                "SecondsUntilAutoPause": 300,
             }
         },
     )

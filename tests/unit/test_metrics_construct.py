@@ -316,23 +316,60 @@ def test_without_scheduler_heartbeat_no_alarm_and_a_warning(metrics_off: Built) 
     assert len(warnings) == 1
 
 
-def test_service_below_desired_alarm_compares_container_insights_counts(full: Built) -> None:
-    alarm = _alarm(full, "service_below_desired:worker:long")
+def test_service_below_desired_alarm_reads_the_autoscalers_tasks_below_desired(
+    full: Built,
+) -> None:
+    """Independent of Container Insights (off by default): the environment's autoscaler
+    publishes one TasksBelowDesired per service, a pool's service included."""
+    for key in [*contracts.COMPONENTS, "worker:long"]:
+        alarm = _alarm(full, f"service_below_desired:{key}")
+        assert (alarm["Namespace"], alarm["MetricName"]) == (
+            contracts.METRIC_NAMESPACE,
+            contracts.METRIC_TASKS_BELOW_DESIRED,
+        )
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "Environment": "prod",
+            "Service": key,
+        }
+        assert (alarm["Statistic"], alarm["Period"]) == ("Minimum", 60)
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (5, "notBreaching")
+
+
+def test_micro_with_container_insights_compares_its_task_counts() -> None:
+    built = _build(environment_class=EnvironmentClass.MW1_MICRO, container_insights=True)
+    alarm = _alarm(built, "service_below_desired:all-in-one")
     expression, metrics = _math(alarm)
     assert expression == "desired - running"
     assert {m["Metric"]["MetricName"] for m in metrics.values()} == {
         "RunningTaskCount",
         "DesiredTaskCount",
     }
-    service = full.env.services.worker_pools["long"]
+    service = built.env.services.services[contracts.SCHEDULER]
     for stat in metrics.values():
         assert stat["Metric"]["Namespace"] == "ECS/ContainerInsights"
         assert _dimensions(stat) == {
-            "ClusterName": full.stack.resolve(service.cluster.cluster_name),
-            "ServiceName": full.stack.resolve(service.service_name),
+            "ClusterName": built.stack.resolve(service.cluster.cluster_name),
+            "ServiceName": built.stack.resolve(service.service_name),
         }
+    assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (5, "notBreaching")
+
+
+def test_micro_without_container_insights_watches_its_one_tasks_health(micro: Built) -> None:
+    """No autoscaler and no Container Insights: the single task runs the api-server, so the
+    load balancer's healthy count of its target says whether it runs."""
+    alarm = _alarm(micro, "service_below_desired:all-in-one")
+    expression, metrics = _math(alarm)
+    assert expression == "IF(healthy < 1, 1 - healthy, 0)"
+    [stat] = metrics.values()
+    assert (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"]) == (
+        "AWS/ApplicationELB",
+        "HealthyHostCount",
+    )
+    assert stat["Stat"] == "Minimum"
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (5, "notBreaching")
+    assert "ECS/ContainerInsights" not in json.dumps(micro.template.to_json())
 
 
 def test_database_at_max_capacity_alarm_uses_the_classes_max_acu(full: Built) -> None:

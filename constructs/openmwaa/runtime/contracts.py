@@ -29,6 +29,10 @@ SYNC_ROOT_VARIABLE = "OPENMWAA_SYNC_ROOT"
 AIRFLOW_VERSION_VARIABLE = "OPENMWAA_AIRFLOW_VERSION"
 PYTHON_VERSION_VARIABLE = "OPENMWAA_PYTHON_VERSION"
 CONSTRAINTS_URL_VARIABLE = "OPENMWAA_CONSTRAINTS_URL"
+CPU_ARCHITECTURE_VARIABLE = "OPENMWAA_CPU_ARCHITECTURE"
+"""The tasks' CPU architecture (`ARM64`, `X86_64`), a label and nothing more: an input of the
+requirements build's key, so a build's native wheels are never used on the other architecture
+(switching `cpu_architecture` builds again). No code path depends on its value."""
 API_SERVER_PORT_VARIABLE = "OPENMWAA_API_SERVER_PORT"
 DB_NAME_VARIABLE = "OPENMWAA_DB_NAME"
 DB_SECRET_VARIABLE = "OPENMWAA_DB_SECRET"
@@ -102,6 +106,7 @@ REQUIREMENTS_KEY_VARIABLES = (
     AIRFLOW_VERSION_VARIABLE,
     PYTHON_VERSION_VARIABLE,
     CONSTRAINTS_URL_VARIABLE,
+    CPU_ARCHITECTURE_VARIABLE,
 )
 """The build key's inputs besides requirements.txt, read from the environment."""
 
@@ -119,6 +124,10 @@ METRIC_FILES_WRITTEN = "FilesWritten"
 METRIC_FILES_REMOVED = "FilesRemoved"
 METRIC_SYNC_FAILURES = "SyncFailures"
 METRIC_REQUIREMENTS_BUILD_FAILED = "RequirementsBuildFailed"
+METRIC_TASKS_BELOW_DESIRED = "TasksBelowDesired"
+SERVICE_DIMENSION = "Service"
+"""TasksBelowDesired's second dimension: the component a service runs (`worker:<queue>` for
+a pool's)."""
 
 # Airflow's own metrics (StatsD in the container, a relay to CloudWatch; MWAA's names).
 METRICS_VARIABLE = "OPENMWAA_METRICS"
