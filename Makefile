@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY := false
 
-.PHONY: install system-deps synth test test-unit test-e2e lint example bench clean
+.PHONY: install system-deps synth test test-unit test-e2e lint example bench cost clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ test-unit: install
 test-e2e: install system-deps
 	$(BIN)/pytest -q -m e2e
 
+# What the bundled app costs a month at us-east-1 list prices, next to Amazon MWAA (docs/cost.md).
+cost: synth
+	$(BIN)/openmwaa cost cdk.out/OpenMwaa.template.json
+
 example: install
 	$(BIN)/python -m tools.write_example
 
@@ -65,6 +69,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_worker_start.py
 	$(BIN)/python benchmarks/bench_api_load.py
 	$(BIN)/python benchmarks/bench_metrics_relay.py
+	$(BIN)/python benchmarks/measure_components.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

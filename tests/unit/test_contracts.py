@@ -29,6 +29,7 @@ NOT_COPIES = {
     ("constructs/openmwaa/runtime/config.py", "api-server"): "Airflow's CLI subcommand",
     ("constructs/openmwaa/__init__.py", "WorkerPool"): "the exported class's name in __all__",
     ("constructs/openmwaa/cli/from_mwaa.py", "Environment"): "the GetEnvironment response's member",
+    ("constructs/openmwaa/pricing/template.py", "Environment"): "CloudFormation's property name",
     ("lambdas/dag_sync/efs_writer.py", "plugins"): "the private folder of plugins.zip versions",
     ("lambdas/dag_sync/keys.py", "plugins"): "an enum member's value",
 }
