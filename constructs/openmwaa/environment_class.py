@@ -1,14 +1,19 @@
 """MWAA environment classes and what each one becomes on Fargate and Aurora.
 
-The vCPU and memory figures are MWAA's published ones; every pair is a valid Fargate
-task size, so no rounding happens. The dag-processor gets the scheduler's size (on MWAA
-it runs inside the scheduler) and the triggerer the web server's size.
+The vCPU and memory figures are MWAA's published ones, except mw1.small's control plane,
+which is sized from what its components were measured to need (:data:`MEASURED_MW1_SMALL`,
+``benchmarks/measure_components.py``). Every pair is a valid Fargate task size, so no rounding
+happens. Without a measured size the dag-processor gets the scheduler's size (on MWAA it runs
+inside the scheduler) and the triggerer the web server's size.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
+
+from .runtime import contracts
 
 
 class EnvironmentClass(StrEnum):
@@ -52,14 +57,18 @@ class EnvironmentClassSpec:
     db_min_acu: float
     db_max_acu: float
     all_in_one: bool = False
+    dag_processor_size: TaskSize | None = None
+    """The dag-processor's own size; None: the scheduler's."""
+    triggerer_size: TaskSize | None = None
+    """The triggerer's own size; None: the web server's."""
 
     @property
     def dag_processor(self) -> TaskSize:
-        return self.scheduler
+        return self.dag_processor_size or self.scheduler
 
     @property
     def triggerer(self) -> TaskSize:
-        return self.webserver
+        return self.triggerer_size or self.webserver
 
     @property
     def execution_api(self) -> TaskSize:
@@ -67,8 +76,36 @@ class EnvironmentClassSpec:
         return self.webserver
 
 
-def _size(vcpu: float, memory_gb: int) -> TaskSize:
-    return TaskSize(cpu=int(vcpu * 1024), memory_mib=memory_gb * 1024)
+def _size(vcpu: float, memory_gb: float) -> TaskSize:
+    return TaskSize(cpu=int(vcpu * 1024), memory_mib=int(memory_gb * 1024))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one copy of a component needed on mw1.small's e2e load: the peak proportional
+    set size of its process tree (MiB) and its 95th-percentile CPU (vCPU)."""
+
+    peak_pss_mib: float
+    p95_vcpu: float
+
+
+MEASURED_MW1_SMALL: dict[str, Measured] = {
+    contracts.SCHEDULER: Measured(217, 0.245),
+    contracts.DAG_PROCESSOR: Measured(432, 0.367),
+    contracts.TRIGGERER: Measured(499, 0.056),
+    contracts.API_SERVER: Measured(286, 0.148),
+    contracts.EXECUTION_API: Measured(262, 0.088),
+    contracts.WORKER: Measured(816, 0.264),
+}
+"""``benchmarks/measure_components.py`` on 2026-12-01: Airflow 3.3.2 from PyPI, 30 DAGs of 140
+task instances (20 deferrable) triggered at once with a UI client at 4 requests a second, idle
+and load phases sampled every 5 s from /proc. A size fits when its memory is at least
+:data:`MEMORY_HEADROOM` x the peak PSS and its vCPU at least :data:`CPU_HEADROOM` x the p95
+(0.25 at least). mw1.small's scheduler and triggerer are sized by this rule; its dag-processor
+(parses in bursts), api-server, execution-api (its load grows with every running task's
+heartbeats, and the run had one worker) and worker keep MWAA's figures, which also fit."""
+MEMORY_HEADROOM = 1.5
+CPU_HEADROOM = 2.0
 
 
 def _standard(
@@ -119,7 +156,11 @@ ENVIRONMENT_CLASSES: dict[EnvironmentClass, EnvironmentClassSpec] = {
     **{
         spec.name: spec
         for spec in (
-            _standard(EnvironmentClass.MW1_SMALL, (1, 2), (1, 2), (0.5, 1), 5, (0.5, 2)),
+            dataclasses.replace(
+                _standard(EnvironmentClass.MW1_SMALL, (0.5, 1), (1, 2), (0.5, 1), 5, (0.5, 2)),
+                dag_processor_size=_size(1, 2),
+                triggerer_size=_size(0.25, 1),
+            ),
             _standard(EnvironmentClass.MW1_MEDIUM, (2, 4), (2, 4), (1, 2), 10, (0.5, 4)),
             _standard(EnvironmentClass.MW1_LARGE, (4, 8), (4, 8), (2, 4), 20, (1, 8)),
             _standard(EnvironmentClass.MW1_XLARGE, (8, 24), (8, 24), (4, 12), 40, (2, 16)),

@@ -4,7 +4,10 @@ import pytest
 
 from openmwaa import EnvironmentClass
 from openmwaa.environment_class import (
+    CPU_HEADROOM,
     ENVIRONMENT_CLASSES,
+    MEASURED_MW1_SMALL,
+    MEMORY_HEADROOM,
     TaskSize,
     is_valid_fargate_size,
     spec_for,
@@ -58,3 +61,28 @@ def test_environment_class_database_capacity_grows_with_class() -> None:
 def test_environment_class_unknown_name_raises() -> None:
     with pytest.raises(ValueError, match=r"'mw2\.huge' is not a valid EnvironmentClass"):
         spec_for("mw2.huge")
+
+
+def test_mw1_small_every_component_fits_what_it_was_measured_to_need() -> None:
+    spec = spec_for(EnvironmentClass.MW1_SMALL)
+    sizes = {
+        "scheduler": spec.scheduler,
+        "dag-processor": spec.dag_processor,
+        "triggerer": spec.triggerer,
+        "api-server": spec.webserver,
+        "execution-api": spec.execution_api,
+        "worker": spec.worker,
+    }
+    assert set(sizes) == set(MEASURED_MW1_SMALL)
+    for component, measured in MEASURED_MW1_SMALL.items():
+        size = sizes[component]
+        assert size.memory_mib >= MEMORY_HEADROOM * measured.peak_pss_mib, component
+        assert size.cpu / 1024 >= max(0.25, CPU_HEADROOM * measured.p95_vcpu), component
+
+
+def test_mw1_small_control_plane_is_smaller_than_mwaas_published_scheduler() -> None:
+    """MWAA gives mw1.small's scheduler 1 vCPU and 2 GB; the measurement asks for half."""
+    spec = spec_for(EnvironmentClass.MW1_SMALL)
+    assert spec.scheduler == TaskSize(cpu=512, memory_mib=1024)
+    assert spec.triggerer == TaskSize(cpu=256, memory_mib=1024)
+    assert spec.dag_processor == TaskSize(cpu=1024, memory_mib=2048)

@@ -18,9 +18,9 @@ from tests.conftest import template_of
 from tools.cdk_app import project_app
 
 COMPONENT_SIZES = {  # mw1.small
-    "scheduler": ("1024", "2048"),
+    "scheduler": ("512", "1024"),
     "dag-processor": ("1024", "2048"),
-    "triggerer": ("512", "1024"),
+    "triggerer": ("256", "1024"),
     "api-server": ("512", "1024"),
     "execution-api": ("512", "1024"),
     "worker": ("1024", "2048"),
@@ -81,10 +81,10 @@ def test_services_scheduler_count_is_configurable() -> None:
     )
 
 
-def test_services_cluster_has_container_insights(default_template) -> None:
+def test_services_cluster_states_container_insights_off_by_default(default_template) -> None:
     default_template.has_resource_properties(
         "AWS::ECS::Cluster",
-        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+        {"ClusterSettings": [{"Name": "containerInsights", "Value": "disabled"}]},
     )
 
 
