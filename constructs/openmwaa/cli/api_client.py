@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..runtime.contracts import AIRFLOW_ROLES
-from .common import INSTALL_HINT
+from .common import INSTALL_HINT, read_parameter
 
 PARAMETER_NAME_FORMAT = "/openmwaa/{}/api-access"
 """The SSM parameter ``ApiAccess`` writes (kept equal to the construct's by a test)."""
@@ -125,27 +125,17 @@ def parse_parameter(environment: str, text: str, region: str | None) -> Endpoint
 
 def lookup(ssm: Any, environment: str, region: str | None) -> Endpoint:
     """Read the environment's parameter with ``ssm`` (a boto3 SSM client)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     name = parameter_name(environment)
-    try:
-        answer = ssm.get_parameter(Name=name)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "ParameterNotFound":
-            raise ApiError(
-                f"environment {environment!r} has no API access in region {region}: parameter "
-                f"{name} not found (deploy ApiAccess, check --region, or pass --url)"
-            ) from None
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise ApiError(
-                f"not allowed to read {name}: your IAM identity needs ssm:GetParameter on it "
-                "(ApiAccess.grant_lookup), or pass --url"
-            ) from None
-        raise ApiError(f"ssm:GetParameter {name} failed: {code or error}") from None
-    except BotoCoreError as error:
-        raise ApiError(f"ssm:GetParameter {name} failed: {error}") from None
-    return parse_parameter(environment, answer["Parameter"]["Value"], region)
+    value = read_parameter(
+        ssm,
+        name,
+        error=ApiError,
+        missing=f"environment {environment!r} has no API access in region {region}: parameter "
+        f"{name} not found (deploy ApiAccess, check --region, or pass --url)",
+        denied=f"not allowed to read {name}: your IAM identity needs ssm:GetParameter on it "
+        "(ApiAccess.grant_lookup), or pass --url",
+    )
+    return parse_parameter(environment, value, region)
 
 
 def endpoint_from_url(url: str, region: str | None) -> Endpoint:

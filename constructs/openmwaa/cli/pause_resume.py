@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .common import INSTALL_HINT
+from .common import INSTALL_HINT, read_parameter
 
 PARAMETER_NAME_FORMAT = "/openmwaa/{}/pauser"
 """The SSM parameter ``EnvironmentPauser`` writes (kept equal to the construct's by a test)."""
@@ -156,27 +156,17 @@ def _session(profile: str | None, region: str | None) -> Any:
 
 def lookup(ssm: Any, environment: str, region: str | None) -> Target:
     """Read the environment's parameter with ``ssm`` (a boto3 SSM client)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     name = parameter_name(environment)
-    try:
-        found = ssm.get_parameter(Name=name)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "ParameterNotFound":
-            raise PauseError(
-                f"environment {environment!r} has no pauser in region {region}: parameter "
-                f"{name} not found (check the name and --region, or pass --function)"
-            ) from None
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise PauseError(
-                f"not allowed to read {name}: your IAM identity needs ssm:GetParameter on it "
-                "(env.grant_pause_resume), or pass --function"
-            ) from None
-        raise PauseError(f"ssm:GetParameter {name} failed: {code or error}") from None
-    except BotoCoreError as error:
-        raise PauseError(f"ssm:GetParameter {name} failed: {error}") from None
-    return parse_parameter(environment, found["Parameter"]["Value"], region)
+    value = read_parameter(
+        ssm,
+        name,
+        error=PauseError,
+        missing=f"environment {environment!r} has no pauser in region {region}: parameter "
+        f"{name} not found (check the name and --region, or pass --function)",
+        denied=f"not allowed to read {name}: your IAM identity needs ssm:GetParameter on it "
+        "(env.grant_pause_resume), or pass --function",
+    )
+    return parse_parameter(environment, value, region)
 
 
 def invoke(lambda_client: Any, target: Target, action: str) -> dict[str, Any]:
