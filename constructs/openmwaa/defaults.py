@@ -81,7 +81,7 @@ CPU_ARCHITECTURE = "ARM64"
 """Every Airflow task on Graviton (arm64) Fargate: 20 % cheaper per vCPU-hour and GB-hour than
 x86_64, and the stock image is multi-architecture."""
 CONTAINER_INSIGHTS = False
-"""No Container Insights on the cluster we create (about $35 a month on mw1.small); the
+"""No Container Insights on the cluster we create (about $41 a month on mw1.small); the
 alarms do not need it."""
 
 # Workers and sync.

@@ -317,7 +317,7 @@ class AirflowEnvironment(Construct):
             app, yours to add on an imported one (synth warns). Its Container Insights
             setting stays yours. Default: a new cluster (see `container_insights`).
         :param container_insights: CloudWatch Container Insights on the cluster we create
-            (about $35 a month on mw1.small: per-task metrics and performance log events).
+            (about $41 a month on mw1.small: per-task metrics and performance log events).
             No alarm needs it: the autoscaler publishes each service's TasksBelowDesired;
             on mw1.micro, which has no autoscaler, its service's alarm reads Container
             Insights when True and the api-server target's healthy count otherwise. Not

@@ -397,7 +397,7 @@ IMAGE_COPY_ROLE = (
 
 CONTAINER_INSIGHTS_OFF = aws_solutions(
     "ECS4",
-    "container_insights=False (the default) saves about $35 a month on mw1.small; the alarms do "
+    "container_insights=False (the default) saves about $41 a month on mw1.small; the alarms do "
     "not need it (the autoscaler publishes each service's TasksBelowDesired) and the dashboard's "
     "CPU and memory per service are ECS's free AWS/ECS metrics. container_insights=True turns "
     "it on.",
