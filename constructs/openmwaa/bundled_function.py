@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aws_cdk import Duration, RemovalPolicy, SymlinkFollowMode
 from aws_cdk import aws_ec2 as ec2
@@ -23,13 +23,20 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 @dataclass(frozen=True)
 class FunctionPlacement:
     """Where a bundled function runs and how its data is protected: the environment's
-    private subnets and security group, its `kms_key` (or none) and its log retention."""
+    private subnets and security group (or, with `in_vpc=False`, outside any VPC), its
+    `kms_key` (or none) and its log retention."""
 
     vpc: ec2.IVpc
     vpc_subnets: ec2.SubnetSelection
     security_group: ec2.ISecurityGroup
     kms_key: kms.IKey | None
     log_retention: logs.RetentionDays
+    in_vpc: bool = True
+    """False: the function runs outside the VPC (it reaches nothing in it)."""
+
+    def outside_vpc(self) -> FunctionPlacement:
+        """The same protection, outside the VPC: for a function that reaches nothing in it."""
+        return replace(self, in_vpc=False)
 
 
 def bundled_code() -> lambda_.Code:
@@ -58,7 +65,8 @@ def bundled_function(
     placement: FunctionPlacement,
     filesystem: lambda_.FileSystem | None = None,
 ) -> lambda_.Function:
-    """A function on `RUNTIME` (arm64) in the environment's private subnets, with its own
+    """A function on `RUNTIME` (arm64) in the environment's private subnets (or outside the
+    VPC, as `placement` says), with its own
     log group (retention, `kms_key`) and environment variables encrypted with `kms_key`;
     `filesystem` mounts EFS (the DAG sync).
     It acknowledges the findings every such function has; the caller acknowledges the
@@ -82,9 +90,9 @@ def bundled_function(
         memory_size=memory_size,
         environment=dict(environment),
         environment_encryption=placement.kms_key,
-        vpc=placement.vpc,
-        vpc_subnets=placement.vpc_subnets,
-        security_groups=[placement.security_group],
+        vpc=placement.vpc if placement.in_vpc else None,
+        vpc_subnets=placement.vpc_subnets if placement.in_vpc else None,
+        security_groups=[placement.security_group] if placement.in_vpc else None,
         log_group=log_group,
         filesystem=filesystem,
     )

@@ -25,6 +25,7 @@ from .nag_reasons import (
     CUSTOM_RESOURCE_PROVIDER,
     DATABASE_BACKUP,
     DATABASE_SECRET_ROTATION,
+    DELETION_PROTECTION_OUTSIDE_VPC,
     DELETION_PROTECTION_POLICY,
     LOG_GROUP_WITHOUT_CMK,
     RDS_MONITORING_ROLE,
@@ -149,8 +150,6 @@ class MetadataDatabase(Construct):
         database_props: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._vpc = vpc
-        self._vpc_subnets = vpc_subnets
         self._kms_key = kms_key
         self._log_retention = log_retention
         self.cluster_identifier = database_cluster_identifier(environment_name)
@@ -240,7 +239,8 @@ class MetadataDatabase(Construct):
         environment, it runs last in the first create, so a failure anywhere before it rolls
         back a cluster that is not yet protected. It does nothing on delete: while
         protection is on, deleting the stack fails at the cluster; deploy with
-        `enabled=False` first. Its only permission is ModifyDBCluster on this cluster.
+        `enabled=False` first. Its only permission is ModifyDBCluster on this cluster. Its
+        function runs outside the VPC: it calls only the RDS API, never the database.
         """
         if self.deletion_protection is not None:
             raise RuntimeError("protect_after was already called")
@@ -280,15 +280,16 @@ class MetadataDatabase(Construct):
             ),
             install_latest_aws_sdk=False,
             log_group=log_group,
-            vpc=self._vpc,
-            vpc_subnets=self._vpc_subnets,
         )
         self.deletion_protection.node.add_dependency(self.cluster, *dependencies)
         self.deletion_protection_enabled = enabled
         self.deletion_protection_log_group = log_group
         acknowledge(self.cluster, database_deletion_protection(enabled))
         acknowledge(self.deletion_protection, [DELETION_PROTECTION_POLICY])
-        acknowledge(custom_resource_provider(self.deletion_protection), CUSTOM_RESOURCE_PROVIDER)
+        acknowledge(
+            custom_resource_provider(self.deletion_protection),
+            [*CUSTOM_RESOURCE_PROVIDER, DELETION_PROTECTION_OUTSIDE_VPC],
+        )
         if self._kms_key is None:
             acknowledge(log_group, [LOG_GROUP_WITHOUT_CMK])
 

@@ -52,6 +52,16 @@ WEBSERVER_ACCESS_MODE = "PRIVATE_ONLY"
 # Network.
 NAT_GATEWAYS = 1
 """NAT gateways of a new VPC: one (about $33 a month plus data); 2 for zone-level resilience."""
+PRIVATE_NETWORK = False
+"""The VPC routes out through NAT; `private_network=True` (or `nat_gateways=0`) removes every
+route out and reaches AWS through VPC endpoints."""
+VPC_ENDPOINTS_NEW_VPC = "create"
+"""In a private network with a new VPC: the environment creates its endpoints."""
+VPC_ENDPOINTS_OWN_VPC = "verify"
+"""In a private network in your VPC: a deploy-time check fails the deploy naming each
+endpoint missing."""
+VPC_ENDPOINT_MODES = ("create", "verify", "unchecked")
+"""The `vpc_endpoints` values."""
 FLOW_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 """How long the new VPC's flow logs are kept (a year: the usual audit horizon); the
 `flow_log_retention` prop."""

@@ -20,6 +20,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_route53 as route53
@@ -49,6 +50,7 @@ from .bundled_function import FunctionPlacement
 from .container_environment import ContainerSettings, web_environment
 from .dag_sync import DagSync
 from .database import DATABASE_NAME, MetadataDatabase
+from .endpoint_check import EndpointCheck
 from .environment_class import EnvironmentClass, EnvironmentClassSpec
 from .environment_props import PROP_NAMES, AirflowEnvironmentProps, ResolvedProps, resolve
 from .execution_role import ExecutionRole
@@ -62,6 +64,7 @@ from .naming import namespace_name
 from .network import AirflowNetwork
 from .pause_resume import EnvironmentPauser, paused_services, settle_time
 from .props import LoggingConfiguration, WebserverAccessMode, WorkerPool
+from .pypi_mirror import PypiMirror
 from .requirements_builder import RequirementsBuilder
 from .runtime import contracts
 from .services import AirflowServices, execution_api_host
@@ -76,12 +79,15 @@ from .sign_in import (
     SignInResources,
 )
 from .source_bucket import SourceBucket
-from .validation import raise_if_invalid
+from .validation import INTERNET_SIGN_IN, raise_if_invalid
 from .versions import (
     default_image_name,
     is_airflow_2,
 )
+from .vpc_endpoints import EnvironmentEndpoints, in_vpc_roles, required_endpoints
 from .web import WebAccess
+
+PRIVATE_SIGN_IN_WARNING_ID = "openmwaa:privateSignIn"
 
 
 @jsii.implements(ec2.IConnectable)
@@ -155,6 +161,9 @@ class AirflowEnvironment(Construct):
         container_insights: bool = defaults.CONTAINER_INSIGHTS,
         sign_in: SignIn | None = None,
         api_access: bool = True,
+        private_network: bool | None = None,
+        vpc_endpoints: str | None = None,
+        pypi_mirror: bool | None = None,
     ) -> None:
         """Create the environment.
 
@@ -204,9 +213,12 @@ class AirflowEnvironment(Construct):
         :param vpc: Your VPC (shared VPCs included). Default: a new VPC, 2 AZs, public and
             private subnets, NAT, flow logs, and a free S3 gateway endpoint on the private
             subnets (`env.network.s3_endpoint`), so S3 traffic in the region (image layers,
-            the DAG sync, your DAGs') skips NAT's $0.045 per GB.
-        :param vpc_subnets: Subnets of your `vpc` to use. Default: its private subnets.
-        :param nat_gateways: NAT gateways of the new VPC, 1 or 2. Default: 1.
+            the DAG sync, your DAGs') skips NAT's $0.045 per GB (with `private_network`:
+            isolated subnets only and VPC endpoints).
+        :param vpc_subnets: Subnets of your `vpc` to use. Default: its private subnets (with
+            `private_network`: its isolated subnets).
+        :param nat_gateways: NAT gateways of the new VPC, 1 or 2; 0 means `private_network`.
+            Default: 1 (0 with `private_network`).
         :param flow_log_retention: How long the new VPC's flow logs (all traffic) are kept,
             a `logs.RetentionDays` other than INFINITE. Flow logs cost $0.50 per GB ingested
             plus $0.03 per GB-month stored, so a shorter retention saves only storage; they
@@ -371,6 +383,26 @@ class AirflowEnvironment(Construct):
             Airflow role; `env.grant_airflow_role(principal, "Op")`; the `openmwaa token`,
             `api` and `airflow` commands). Not built with `SignIn.iam_identity_center()`,
             whose auth manager has no password users. Default: `True`.
+        :param private_network: No route out of the VPC: the new VPC has isolated subnets
+            only (no internet gateway, NAT gateway or Elastic IP), and every AWS service
+            something inside it calls is reached through a VPC endpoint (`vpc_endpoints`;
+            `env.endpoints`). Functions that reach nothing in the VPC (the pauser, the image
+            copy, the deletion protection) run outside it in every mode. With your own `vpc`,
+            resources go in `vpc_subnets` (default: its isolated subnets). Refused with
+            `webserver_access_mode=PUBLIC_ONLY`; a sign-in whose identity provider is on the
+            internet (`SignIn.oidc`, `SignIn.cognito`, `SignIn.iam_identity_center`) is refused
+            with a new VPC and warned about with yours. `nat_gateways=0` means the same for a
+            new VPC. docs/private-network.md has the details. Default: False.
+        :param vpc_endpoints: How a private network's endpoints are provided: `"create"` (the
+            environment creates them in its subnets), `"verify"` (yours: a deploy-time check,
+            outside the VPC, fails the deploy naming each endpoint missing) or `"unchecked"`
+            (yours, reached in a way we cannot see, e.g. a hub VPC's endpoints through Route 53
+            Resolver: nothing is checked). Only with `private_network`. Default: `"create"`
+            with a new VPC, `"verify"` with your `vpc`.
+        :param pypi_mirror: pip installs requirements.txt from an AWS CodeArtifact
+            repository of the environment whose upstream is PyPI, not from PyPI itself: the
+            way packages reach a private network. An `--index-url` line in requirements.txt,
+            or `PIP_INDEX_URL` exported by startup.sh, still wins. Default: `private_network`.
         """
         props = AirflowEnvironmentProps(
             **{name: value for name, value in locals().items() if name in PROP_NAMES}
@@ -411,6 +443,7 @@ class AirflowEnvironment(Construct):
             vpc=p.vpc,
             vpc_subnets=p.vpc_subnets,
             nat_gateways=p.nat_gateways,
+            private=p.private_network,
             kms_key=kms_key,
             log_retention=p.flow_log_retention or defaults.FLOW_LOG_RETENTION,
             removal_policy=removal_policy,
@@ -639,6 +672,19 @@ class AirflowEnvironment(Construct):
         if self.image_mirror is not None:
             # The initial sync may start the requirements build, which pulls the image.
             self.dag_sync.initial_sync.node.add_dependency(self.image_mirror.copy)
+        self.pypi_mirror: PypiMirror | None = None
+        """The PyPI mirror on CodeArtifact that pip reads (`pypi_mirror`); None when off."""
+        if p.pypi_mirror:
+            self.pypi_mirror = PypiMirror(
+                self, "PypiMirror", environment_name=self.environment_name, kms_key=kms_key
+            )
+            self.pypi_mirror.grant_read(self.execution_role)
+            self.services.add_environment(self.pypi_mirror.container_environment())
+            self.requirements_builder.use_pypi_mirror(self.pypi_mirror)
+            # No pip run, at start or in the build, before the repositories exist.
+            for service in self.services.all_services:
+                service.node.add_dependency(self.pypi_mirror)
+            self.dag_sync.initial_sync.node.add_dependency(self.pypi_mirror)
 
         self.autoscaler: WorkerAutoscaler | None = None
         if not self.spec.all_in_one:
@@ -740,9 +786,71 @@ class AirflowEnvironment(Construct):
             enabled=p.deletion_protection,
         )
 
+        self._add_private_network(p)
         self._describe_environment(p)
         for key, value in p.tags.items():
             Tags.of(self).add(key, value)
+
+    def _add_private_network(self, p: ResolvedProps) -> None:
+        """In a private network: the endpoints (`create`) or their check (`verify`), their
+        policies' principals (every role that calls AWS from inside the VPC) and the
+        dependencies that keep every in-VPC service and function from starting first."""
+        self.endpoints: EnvironmentEndpoints | None = None
+        """The VPC endpoints (`vpc_endpoints="create"`); None otherwise. Let your own roles
+        in the VPC through them with `env.endpoints.allow_principal(role)`."""
+        self.endpoint_check: EndpointCheck | None = None
+        """The deploy-time check of your VPC's endpoints (`vpc_endpoints="verify"`)."""
+        if not p.private_network:
+            return
+        if p.vpc is not None and p.sign_in.method in INTERNET_SIGN_IN:
+            Annotations.of(self).add_warning_v2(
+                PRIVATE_SIGN_IN_WARNING_ID,
+                f"sign_in: {INTERNET_SIGN_IN[p.sign_in.method]} is on the internet and "
+                "private_network=True gives the VPC no route out: the api-server must reach it "
+                "through a route of your VPC (a proxy, a transit gateway), or nobody can sign in.",
+            )
+        needs = required_endpoints(
+            kms_key=p.kms_key is not None,
+            execute_command=p.enable_execute_command,
+            pypi_mirror=p.pypi_mirror,
+            verified_permissions=p.sign_in.method == IDENTITY_CENTER,
+        )
+        functions = [
+            f for f in self.node.find_all() if isinstance(f, lambda_.Function) and f.is_bound_to_vpc
+        ]
+        prerequisite: Construct | None = None
+        if p.vpc_endpoints == "create":
+            self.endpoints = EnvironmentEndpoints(
+                self,
+                "Endpoints",
+                vpc=self.network.vpc,
+                subnets=self.network.subnets,
+                clients=self.network.security_group,
+                needs=needs,
+            )
+            if self.api_access is not None:
+                self.endpoints.allow_from(self.api_access.security_group)
+            for role in in_vpc_roles(self, functions):
+                self.endpoints.allow_principal(role)
+            prerequisite = self.endpoints
+        elif p.vpc_endpoints == "verify":
+            self.endpoint_check = EndpointCheck(
+                self,
+                "EndpointCheck",
+                vpc=self.network.vpc,
+                subnets=self.network.subnets,
+                services=[(need.service, need.kind) for need in needs],
+                kms_key=p.kms_key,
+                log_retention=self.logging_configuration.retention,
+            )
+            prerequisite = self.endpoint_check
+        if prerequisite is not None:
+            # The resources only: a role or policy under them may be named by an endpoint policy.
+            for dependent in (*self.services.all_services, *functions):
+                resource = dependent.node.default_child
+                if resource is None:
+                    raise LookupError(f"no CloudFormation resource under {dependent.node.path}")
+                resource.node.add_dependency(prerequisite)
 
     def _describe_environment(self, p: ResolvedProps) -> None:
         """Record what the template alone cannot say (the class, the worker and web server

@@ -90,6 +90,9 @@ class AirflowEnvironmentProps:
     container_insights: bool = defaults.CONTAINER_INSIGHTS
     sign_in: SignIn | None = None
     api_access: bool = True
+    private_network: bool | None = None
+    vpc_endpoints: str | None = None
+    pypi_mirror: bool | None = None
 
 
 PROP_NAMES: tuple[str, ...] = tuple(f.name for f in fields(AirflowEnvironmentProps))
@@ -167,6 +170,15 @@ class ResolvedProps:
     sign_in_defaulted: bool
     """True when `sign_in` was not given."""
     api_access: bool
+    private_network: bool
+    """True when `private_network=True` was given, or `nat_gateways=0` for a new VPC."""
+    private_network_given: bool | None
+    """`private_network` as given (None: not given), for validation to name a contradiction."""
+    vpc_endpoints: str | None
+    """`create`, `verify` or `unchecked` in a private network (default `create` with a new
+    VPC, `verify` with yours); None otherwise, unless given (which is refused)."""
+    pypi_mirror: bool
+    """Whether pip reads from a CodeArtifact mirror of PyPI (default: `private_network`)."""
 
 
 def _enum_value(value: object) -> str:
@@ -210,6 +222,9 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         props.min_webservers if props.min_webservers is not None else defaults.min_webservers(spec)
     )
     pools = props.worker_pools
+    private_network = bool(props.private_network) or (
+        props.private_network is None and props.vpc is None and props.nat_gateways == 0
+    )
     return ResolvedProps(
         environment_name=(
             props.environment_name if props.environment_name is not None else construct_id
@@ -239,11 +254,7 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         tags=dict(props.tags or {}),
         vpc=props.vpc,
         vpc_subnets=props.vpc_subnets,
-        nat_gateways=(
-            props.nat_gateways
-            if props.nat_gateways is not None or props.vpc is not None
-            else defaults.NAT_GATEWAYS
-        ),
+        nat_gateways=_nat_gateways(props, private_network),
         flow_log_retention=(
             props.flow_log_retention
             if props.flow_log_retention is not None or props.vpc is not None
@@ -298,4 +309,22 @@ def resolve(props: AirflowEnvironmentProps, *, construct_id: str) -> ResolvedPro
         ),
         sign_in_defaulted=props.sign_in is None,
         api_access=props.api_access,
+        private_network=private_network,
+        private_network_given=props.private_network,
+        vpc_endpoints=_vpc_endpoints(props, private_network),
+        pypi_mirror=props.pypi_mirror if props.pypi_mirror is not None else private_network,
     )
+
+
+def _nat_gateways(props: AirflowEnvironmentProps, private_network: bool) -> int | None:
+    """As given; else none with your own VPC, 0 in a private network, the default otherwise."""
+    if props.nat_gateways is not None or props.vpc is not None:
+        return props.nat_gateways
+    return 0 if private_network else defaults.NAT_GATEWAYS
+
+
+def _vpc_endpoints(props: AirflowEnvironmentProps, private_network: bool) -> str | None:
+    """The endpoint mode: as given, else `create` for a new private VPC, `verify` for yours."""
+    if props.vpc_endpoints is not None or not private_network:
+        return props.vpc_endpoints
+    return defaults.VPC_ENDPOINTS_NEW_VPC if props.vpc is None else defaults.VPC_ENDPOINTS_OWN_VPC

@@ -109,6 +109,15 @@ DELETION_PROTECTION_POLICY = Finding(
     "role; a managed policy would hold the same single statement.",
 )
 
+DELETION_PROTECTION_OUTSIDE_VPC = Finding(
+    "LambdaInsideVPC",
+    "CDK's AwsCustomResource provider here only calls the RDS API (ModifyDBCluster), never the "
+    "database itself: it reaches nothing inside the VPC, so it runs outside it, where a "
+    "private network would need no rds endpoint for it.",
+)
+"""The deletion-protection function: a function joins the VPC only when it reaches something
+in it."""
+
 CUSTOM_RESOURCE_PROVIDER = [
     *(
         aws_solutions(
@@ -167,8 +176,17 @@ REQUIREMENTS_BUILD_ENVIRONMENT = aws_solutions(
 REQUIREMENTS_BUILD_TASK_ROLE = Finding(
     "IAMNoInlinePolicy",
     "The policy CDK writes for the requirements build's own task role: mount and write the "
-    "environment's EFS file system (where it installs requirements.txt), nothing else; a "
-    "managed policy would hold the same single statement.",
+    "environment's EFS file system (where it installs requirements.txt) and, with "
+    "pypi_mirror, read the environment's PyPI mirror, nothing else; a managed policy would "
+    "hold the same statements.",
+)
+
+PYPI_MIRROR_TOKEN = aws_solutions(
+    "IAM5[Resource::*]",
+    "sts:GetServiceBearerToken, which CodeArtifact's GetAuthorizationToken requires, supports "
+    "no resource-level permissions; it is conditioned on sts:AWSServiceName "
+    "codeartifact.amazonaws.com. The CodeArtifact actions are granted on the PyPI mirror's "
+    "domain and two repositories only.",
 )
 
 LOAD_BALANCER_TO_VPC = (
@@ -583,9 +601,55 @@ def pauser_findings(function: IConstruct, stack_name: str, *, scaled: bool) -> l
     return findings
 
 
+PAUSER_OUTSIDE_VPC = Finding(
+    "LambdaInsideVPC",
+    "The pauser calls only AWS APIs (ECS, EventBridge, CloudWatch, Application Auto Scaling, "
+    "CloudFormation), never a resource inside the VPC, so it runs outside it; in a private "
+    "network those APIs then need no endpoint.",
+)
+
 PAUSER_SCHEDULE_ROLE = Finding(
     "IAMNoInlinePolicy",
     "The pause and resume schedules' role, created with them: one statement, "
     "lambda:InvokeFunction on the pauser function only; a managed policy would hold the same "
     "statement with nothing to reuse.",
 )
+
+ENDPOINT_CHECK_FUNCTION = (
+    Finding(
+        "LambdaInsideVPC",
+        'The VPC endpoint check (vpc_endpoints="verify") calls the EC2 API and answers '
+        "CloudFormation's presigned S3 response URL; inside the private VPC, which has no route "
+        "to either, it could never answer and the deploy would hang until CloudFormation's "
+        "time-out. It reaches nothing inside the VPC.",
+    ),
+    Finding(
+        "LambdaDLQ",
+        "A CloudFormation custom resource handler: every outcome, failure included, is "
+        "answered to CloudFormation, which fails and rolls back the deploy; a dead-letter "
+        "queue would hold events nobody replays.",
+    ),
+    Finding(
+        "LambdaConcurrency",
+        "Invoked only by CloudFormation, once per deploy that changes the VPC, its route tables "
+        "or the endpoints needed; reserved concurrency would make the stack fail to deploy on "
+        "accounts at the minimum Lambda concurrency quota.",
+    ),
+)
+"""The VPC endpoint check's function (`EndpointCheck`)."""
+
+ENDPOINT_CHECK_ROLE = (
+    aws_solutions(
+        "IAM5[Resource::*]",
+        "ec2:DescribeVpcEndpoints, like EC2's other Describe actions, supports no "
+        "resource-level permissions; it only reads endpoints' settings, and the function "
+        "filters them by the environment's VPC.",
+    ),
+    Finding(
+        "IAMNoInlinePolicy",
+        "The policy CDK writes for the VPC endpoint check's own role, created with it: "
+        "ec2:DescribeVpcEndpoints and writing its own log group; a managed policy would hold "
+        "the same statements with nothing to reuse.",
+    ),
+)
+"""The VPC endpoint check's role (`EndpointCheck`)."""

@@ -36,6 +36,12 @@ class AirflowNetwork(Construct):
     your VPC's routes are yours), and places resources in `vpc_subnets` (default: the
     private subnets).
 
+    With `private=True` (the `private_network` prop) the new VPC has isolated subnets only,
+    one /20 per zone: no public subnet, internet gateway, NAT gateway or Elastic IP, so no
+    route leads out of it; flow logs stay. The AWS services the environment calls are reached
+    through VPC endpoints (`vpc_endpoints.EnvironmentEndpoints`, built by the environment).
+    With your own `vpc`, `vpc_subnets` then defaults to its isolated subnets.
+
     The security group allows all traffic from itself, the rule the MWAA documentation
     requires: components talk to each other (api-server, database, EFS) on several ports.
     """
@@ -48,26 +54,36 @@ class AirflowNetwork(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         nat_gateways: int | None = None,
+        private: bool = False,
         kms_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = defaults.FLOW_LOG_RETENTION,
         removal_policy: RemovalPolicy = defaults.REMOVAL_POLICY,
     ) -> None:
         super().__init__(scope, construct_id)
         self.created_vpc = vpc is None
+        self.private = private
+        """True in a private network: no route out of the VPC, AWS reached through endpoints."""
         self.s3_endpoint: ec2.GatewayVpcEndpoint | None = None
-        """The new VPC's S3 gateway endpoint; None with your own `vpc`."""
+        """The new VPC's S3 gateway endpoint; None with your own `vpc` and in a private
+        network (whose endpoints are `env.endpoints`)."""
+        if private:
+            nat_gateways = 0
+        elif nat_gateways is None:
+            nat_gateways = defaults.NAT_GATEWAYS
         self.vpc: ec2.IVpc = (
             vpc
             if vpc is not None
             else self._new_vpc(
-                nat_gateways if nat_gateways is not None else defaults.NAT_GATEWAYS,
+                nat_gateways,
                 kms_key,
                 log_retention,
                 removal_policy,
             )
         )
         self.subnets: ec2.SubnetSelection = vpc_subnets or ec2.SubnetSelection(
-            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+            subnet_type=ec2.SubnetType.PRIVATE_ISOLATED
+            if private
+            else ec2.SubnetType.PRIVATE_WITH_EGRESS
         )
         self.security_group = ec2.SecurityGroup(
             self,
@@ -111,13 +127,14 @@ class AirflowNetwork(Construct):
         acknowledge(flow_log_role, [INLINE_ROLE_POLICY])
         if kms_key is None:
             acknowledge(flow_log_group, [LOG_GROUP_WITHOUT_CMK])
-        vpc = ec2.Vpc(
-            self,
-            "Vpc",
-            max_azs=2,
-            restrict_default_security_group=True,
-            nat_gateways=nat_gateways,
-            subnet_configuration=[
+        subnets = (
+            [
+                ec2.SubnetConfiguration(
+                    name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20
+                )
+            ]
+            if self.private
+            else [
                 ec2.SubnetConfiguration(
                     name="Public",
                     subnet_type=ec2.SubnetType.PUBLIC,
@@ -127,7 +144,15 @@ class AirflowNetwork(Construct):
                 ec2.SubnetConfiguration(
                     name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20
                 ),
-            ],
+            ]
+        )
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            restrict_default_security_group=True,
+            nat_gateways=nat_gateways,
+            subnet_configuration=subnets,
             flow_logs={
                 "All": ec2.FlowLogOptions(
                     destination=ec2.FlowLogDestination.to_cloud_watch_logs(
@@ -137,6 +162,8 @@ class AirflowNetwork(Construct):
                 )
             },
         )
+        if self.private:
+            return vpc
         acknowledge(vpc, [PUBLIC_SUBNET_ROUTE])
         self.s3_endpoint = vpc.add_gateway_endpoint(
             "S3Endpoint",

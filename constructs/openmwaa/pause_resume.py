@@ -21,7 +21,7 @@ from constructs import Construct, IConstruct
 from . import defaults
 from .bundled_function import FunctionPlacement, bundled_function
 from .nag_acknowledgements import acknowledge
-from .nag_reasons import PAUSER_SCHEDULE_ROLE, pauser_findings
+from .nag_reasons import PAUSER_OUTSIDE_VPC, PAUSER_SCHEDULE_ROLE, pauser_findings
 from .runtime import contracts
 
 PARAMETER_NAME_FORMAT = "/openmwaa/{}/pauser"
@@ -208,7 +208,7 @@ class EnvironmentPauser(Construct):
             description=f"Airflow environment {environment_name}: pauses and resumes it",
             timeout=Duration.seconds(settle_time.to_seconds() + FUNCTION_TIME.to_seconds()),
             memory_size=128,
-            placement=placement,
+            placement=placement.outside_vpc(),
             environment={
                 **self._plain_variables(environment_name, settle_time, database_auto_pause),
                 "CLUSTER_NAME": cluster.cluster_name,
@@ -227,6 +227,7 @@ class EnvironmentPauser(Construct):
             max_event_age=ASYNC_EVENT_AGE, retry_attempts=ASYNC_RETRIES
         )
         self._grant_own_resources(stack, services, autoscaler_rules, alarms)
+        acknowledge(self.function, [PAUSER_OUTSIDE_VPC])
         acknowledge(
             self.function,
             pauser_findings(

@@ -22,6 +22,7 @@ from .nag_reasons import (
     REQUIREMENTS_BUILD_ENVIRONMENT,
     REQUIREMENTS_BUILD_TASK_ROLE,
 )
+from .pypi_mirror import PypiMirror
 from .runtime import contracts
 from .runtime.contracts import BUILD_REQUIREMENTS
 from .runtime_bundle import RUNTIME_ENTRY_POINT
@@ -190,6 +191,14 @@ class RequirementsBuilder(Construct):
         )
         acknowledge(task, [REQUIREMENTS_BUILD_ENVIRONMENT, INLINE_ROLE_POLICY])
         acknowledge(self.task_role, [REQUIREMENTS_BUILD_TASK_ROLE])
+
+    def use_pypi_mirror(self, mirror: PypiMirror) -> None:
+        """Let the build's pip read `mirror`: its read grant on the task role and its variable
+        (`OPENMWAA_PYPI_MIRROR`) on the build container. Not an input of the build key: the
+        mirror serves PyPI's own files, so turning it on or off builds nothing again."""
+        mirror.grant_read(self.task_role)
+        for name, value in mirror.container_environment().items():
+            self.container.add_environment(name, value)
 
     def attach(self, function: lambda_.Function) -> None:
         """Let the DAG sync `function` start the build: its settings (task definition,

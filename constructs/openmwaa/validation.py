@@ -18,11 +18,12 @@ from aws_cdk import aws_logs as logs
 
 from .airflow_metrics import TASK_FAILURES, TASK_SUCCESSES
 from .bring_your_own import check_bring_your_own
+from .defaults import VPC_ENDPOINT_MODES
 from .environment_class import EnvironmentClass, EnvironmentClassSpec, spec_for
 from .environment_props import ResolvedProps
 from .props import WebserverAccessMode, WorkerPool
 from .runtime import PROTECTED_OPTIONS, is_protected_option, metric_names
-from .sign_in import check_sign_in, has_https
+from .sign_in import COGNITO, IDENTITY_CENTER, OIDC, check_sign_in, has_https
 from .task_definitions import CPU_ARCHITECTURES
 from .versions import SUPPORTED_AIRFLOW_VERSIONS
 
@@ -283,10 +284,60 @@ def check_network(s: ResolvedProps) -> list[str]:
         )
     if s.vpc_subnets is not None and not s.vpc is not None:
         problems.append("vpc_subnets: given without vpc; it selects subnets of your own vpc")
-    if s.nat_gateways is not None and not 1 <= s.nat_gateways <= 2:
+    if s.nat_gateways is not None and not 0 <= s.nat_gateways <= 2:
         problems.append(
-            f"nat_gateways: got {s.nat_gateways}; allowed: 1 or 2 (one per availability zone); "
-            "the private subnets need a route out to pull the image and reach AWS APIs"
+            f"nat_gateways: got {s.nat_gateways}; allowed: 1 or 2 (one per availability zone), "
+            "or 0 for a private network (no route out; AWS reached through VPC endpoints)"
+        )
+    if s.nat_gateways == 0 and s.private_network_given is False:
+        problems.append(
+            "nat_gateways: got 0 with private_network=False; without NAT the VPC has no route "
+            "out, which is a private network: give private_network=True, or 1 or 2 NAT gateways"
+        )
+    if s.private_network and s.nat_gateways is not None and s.nat_gateways > 0:
+        problems.append(
+            f"nat_gateways: got {s.nat_gateways} with private_network=True; a private network "
+            "has no NAT gateway: give 0 or leave nat_gateways out"
+        )
+    return problems
+
+
+INTERNET_SIGN_IN = {
+    OIDC: "SignIn.oidc()'s provider",
+    COGNITO: "SignIn.cognito()'s managed login",
+    IDENTITY_CENTER: "SignIn.iam_identity_center()'s SAML metadata",
+}
+"""Sign-in methods whose identity provider the api-server reaches on the internet."""
+
+
+def check_private_network(s: ResolvedProps) -> list[str]:
+    problems = []
+    if not s.private_network:
+        if s.vpc_endpoints is not None:
+            problems.append(
+                f"vpc_endpoints: got {s.vpc_endpoints!r} without private_network; endpoints "
+                "are managed only in a private network: give private_network=True, or leave "
+                "vpc_endpoints out"
+            )
+        return problems
+    if s.vpc_endpoints not in VPC_ENDPOINT_MODES:
+        problems.append(
+            f"vpc_endpoints: got {s.vpc_endpoints!r}; allowed: "
+            + ", ".join(repr(mode) for mode in VPC_ENDPOINT_MODES)
+        )
+    if s.webserver_access_mode == WebserverAccessMode.PUBLIC_ONLY.value:
+        problems.append(
+            "webserver_access_mode: got PUBLIC_ONLY with private_network=True; a public load "
+            "balancer needs an internet gateway, which a private network has not: use "
+            "PRIVATE_ONLY"
+        )
+    method = getattr(s.sign_in, "method", None)
+    if s.vpc is None and method in INTERNET_SIGN_IN:
+        default = " (the default with HTTPS)" if s.sign_in_defaulted else ""
+        problems.append(
+            f"sign_in: {INTERNET_SIGN_IN[method]}{default} is on the internet, which the new "
+            "VPC of private_network=True cannot reach; use sign_in=SignIn.password(), or your "
+            "own vpc with a route to your identity provider"
         )
     return problems
 
@@ -571,6 +622,7 @@ RULES: tuple[Rule, ...] = (
     check_configuration_options,
     check_object_versions,
     check_network,
+    check_private_network,
     check_allowed_cidrs,
     check_tags,
     check_image,

@@ -23,6 +23,7 @@ import pytest
 from .conftest import COMPONENTS, AirflowUnderTest
 from .localenv import Process, free_port, start_process
 from .principals import ADMIN, create_user, role_policies
+from .private_network import endpoint_services, roles_inside_the_vpc, services_without_endpoint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -90,6 +91,53 @@ def test_every_call_a_role_made_was_modelled_and_allowed(airflow: AirflowUnderTe
     for group, expected in EXPECTED_CALLS.items():
         made = set().union(*(allowed[role] for role in groups[group]))
         assert expected <= made, f"{group} never made {sorted(expected - made)}"
+
+
+def _private_variant() -> dict[str, Any]:
+    """The e2e's environment (app.py's stack and environment ids, class and name) with
+    `private_network=True`: the same roles, reaching AWS through VPC endpoints only."""
+    from aws_cdk import assertions
+
+    from openmwaa import EnvironmentClass
+    from tests.stacks import deployable_stack
+
+    stack = deployable_stack(
+        environment_name="openmwaa",
+        environment_class=EnvironmentClass.MW1_SMALL,
+        private_network=True,
+    )
+    return dict(assertions.Template.from_stack(stack).to_json())
+
+
+def test_every_service_called_from_inside_the_vpc_has_an_endpoint_in_private_mode(
+    airflow: AirflowUnderTest,
+) -> None:
+    """The calls recorded under IAM, made by roles that run inside the VPC, each reach a
+    service the private-mode template has a VPC endpoint for (or one that makes no network
+    call, such as iam:PassRole). Fails naming the service when one has no endpoint."""
+    private = _private_variant()
+    inside = roles_inside_the_vpc(private)
+    callers = set(airflow.principals) - {ADMIN}
+    assert callers & inside, f"no recorded caller runs inside the VPC: {sorted(callers)}"
+    by_service: dict[str, set[str]] = collections.defaultdict(set)
+    outside: set[str] = set()
+    for decision in airflow.decisions():
+        if decision["principal"] in inside:
+            by_service[decision["action"].split(":", 1)[0]].add(decision["action"])
+        elif decision["principal"] in callers:
+            outside.add(decision["principal"])
+    endpoints = endpoint_services(private)
+    print("\nPRIVATE_NETWORK services called from inside the VPC (service: actions):")
+    for service, actions in sorted(by_service.items()):
+        print(f"  {service}: {', '.join(sorted(actions))}")
+    print(f"  callers outside the VPC in private mode: {sorted(outside)}")
+    print(f"  endpoints of the private template: {sorted(endpoints)}")
+
+    assert {"sqs", "logs", "secretsmanager", "s3"} <= set(by_service), sorted(by_service)
+    assert services_without_endpoint(by_service, endpoints - {"sqs"}), (
+        "the check cannot fail: a template without the SQS endpoint passed it"
+    )
+    assert services_without_endpoint(by_service, endpoints) == {}
 
 
 def _without_account_wide_log_permissions(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:

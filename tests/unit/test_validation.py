@@ -244,7 +244,7 @@ def test_fails_when_vpc_subnets_without_vpc() -> None:
     assert problem.startswith("vpc_subnets:")
 
 
-@pytest.mark.parametrize("count", [0, 3])
+@pytest.mark.parametrize("count", [-1, 3])
 def test_fails_when_nat_gateways_out_of_range(count: int) -> None:
     [problem] = problems(nat_gateways=count)
     assert problem.startswith(f"nat_gateways: got {count}")

@@ -109,6 +109,13 @@ REQUIREMENTS_KEY_VARIABLES = (
     CPU_ARCHITECTURE_VARIABLE,
 )
 """The build key's inputs besides requirements.txt, read from the environment."""
+PYPI_MIRROR_VARIABLE = "OPENMWAA_PYPI_MIRROR"
+"""The environment's PyPI mirror on AWS CodeArtifact, as JSON (``{"domain", "domainOwner",
+"repository", "region"}``), plain, on every Airflow container and the requirements build when
+``pypi_mirror`` is on (absent: pip's own index). The runtime points pip at that repository
+unless requirements.txt names an index or startup.sh exports ``PIP_INDEX_URL`` or
+``PIP_CONFIG_FILE`` (``runtime/package_index.py``). Not an input of the build key: the mirror
+serves PyPI's own files, so switching it changes where pip downloads, not what it installs."""
 
 # Metrics the bundled Lambdas publish (namespace, dimensions, names).
 METRIC_NAMESPACE = "OpenMWAA"

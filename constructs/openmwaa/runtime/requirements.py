@@ -15,7 +15,9 @@ as soon as the build is in place.
 
 The build (:func:`build_requirements`, ``OPENMWAA_COMPONENT=build-requirements``) sources
 startup.sh, then runs ``pip install --prefix`` into a temporary folder on the sync root,
-renamed to its key's folder with a complete marker inside. Standard library only.
+renamed to its key's folder with a complete marker inside. Every pip run reads the index
+:mod:`.package_index` picks (the environment's PyPI mirror when it has one, unless
+requirements.txt or startup.sh names an index). Standard library only.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .contracts import REQUIREMENTS_BUILDS_DIR as BUILDS_DIR
 from .contracts import REQUIREMENTS_KEY, STARTUP_SCRIPT_KEY, WORKER
 from .contracts import REQUIREMENTS_KEY_VARIABLES as KEY_VARIABLES
 from .mwaa_conventions import mwaa_variables
+from .package_index import PackageIndexError, PipIndex
 from .startup_steps import Settings, outcome, pip_install, run_startup_script
 
 LOG = logging.getLogger("openmwaa.bootstrap")
@@ -201,9 +204,17 @@ def install_here(path: str, env: Mapping[str, str], settings: Settings, python: 
         text = f.read().decode("utf-8", "replace")
     own = config.requirements_have_constraints(text)
     LOG.info("installing requirements from %s (limit %d s)", path, REQUIREMENTS_TIMEOUT)
-    code = pip_install(
-        ["-r", path], env, settings, REQUIREMENTS_TIMEOUT, python, constrained=not own
-    )
+    with PipIndex() as index:
+        try:
+            pip_env = index.environment(text, env)
+        except PackageIndexError as error:
+            LOG.error("requirements not installed: %s; continuing without them", error)
+            return
+        code = pip_install(
+            ["-r", path], pip_env, settings, REQUIREMENTS_TIMEOUT, python, constrained=not own
+        )
+        if code:
+            index.report_failure()
     if code == 0:
         LOG.info("requirements installed")
     elif code is None:
@@ -282,11 +293,13 @@ def build_into(
     settings: Settings,
     python: str,
     timeout: float,
+    index: PipIndex,
 ) -> tuple[str, int | None]:
     """``pip install --prefix`` of requirements.txt's ``requirements`` (``b""`` for none)
-    into a new temporary folder of ``builds`` (with a snapshot of them, ``requirements.txt``).
-    Returns the folder and pip's exit code (0 with no pip run when they name nothing; None if
-    killed)."""
+    into a new temporary folder of ``builds`` (with a snapshot of them, ``requirements.txt``),
+    from the package index ``index`` picks. Returns the folder and pip's exit code (0 with no
+    pip run when they name nothing; None if killed). Raises :class:`PackageIndexError` when
+    the mirror cannot be used (the folder is removed)."""
     tmp = tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=builds)
     snapshot = os.path.join(tmp, REQUIREMENTS_KEY)  # what this folder installed
     with open(snapshot, "wb") as f:
@@ -297,28 +310,52 @@ def build_into(
     if timeout < 1:
         return tmp, None
     own = config.requirements_have_constraints(text)
+    try:
+        pip_env = index.environment(text, env)
+    except PackageIndexError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     code = pip_install(
-        ["--prefix", tmp, "-r", snapshot], env, settings, timeout, python, constrained=not own
+        ["--prefix", tmp, "-r", snapshot], pip_env, settings, timeout, python, constrained=not own
     )
+    if code:
+        index.report_failure()
     return tmp, code
 
 
 def build_aws_cli(
-    folder: str, env: Mapping[str, str], settings: Settings, python: str, deadline: float
+    folder: str,
+    env: Mapping[str, str],
+    settings: Settings,
+    python: str,
+    deadline: float,
+    index: PipIndex | None = None,
 ) -> str:
     """Install the AWS CLI into ``<folder>/awscli`` on its own: every package it needs,
     without Airflow's constraints (awscli pins docutils and rsa below what Airflow's
     constraints pin), never on Airflow's ``PYTHONPATH``; ``bin/aws`` is a wrapper running it
-    with those packages alone first. Tried twice. Returns "" or why it is missing."""
+    with those packages alone first. Tried twice. From the package index ``index`` picks for a
+    run without requirements.txt (a new :class:`PipIndex` if None): the mirror when there is
+    one, whatever index requirements.txt names. Returns "" or why it is missing."""
+    if index is None:
+        with PipIndex() as own:
+            return build_aws_cli(folder, env, settings, python, deadline, own)
     prefix = os.path.join(folder, AWS_CLI_DIR)
     error = ""
+    try:
+        pip_env = index.environment("", env)
+    except PackageIndexError as failure:
+        LOG.warning("the AWS CLI (awscli) cannot be installed: %s", failure)
+        return f"the AWS CLI (awscli) could not be installed: {failure}"
     for attempt in range(1, AWS_CLI_ATTEMPTS + 1):
         left = deadline - time.monotonic()
         if left < 1:
             return error or "no time left in the build"
         shutil.rmtree(prefix, ignore_errors=True)
         args = ["--prefix", prefix, "--ignore-installed", "--no-warn-conflicts", AWS_CLI]
-        code = pip_install(args, env, settings, left, python, constrained=False)
+        code = pip_install(args, pip_env, settings, left, python, constrained=False)
+        if code:
+            index.report_failure()
         if code == 0:
             os.makedirs(os.path.join(prefix, "bin"), exist_ok=True)
             wrapper = os.path.join(prefix, "bin", "aws")
@@ -375,11 +412,19 @@ def build_requirements(
         " and the AWS CLI (awscli)" if cli else "",
         BUILD_TIMEOUT,
     )
-    tmp, code = build_into(builds, key, data or b"", build_env, settings, python, BUILD_TIMEOUT)
-    cli_error = (
-        build_aws_cli(tmp, build_env, settings, python, deadline) if code == 0 and cli else ""
-    )
     final = os.path.join(builds, key)
+    with PipIndex() as index:
+        try:
+            tmp, code = build_into(
+                builds, key, data or b"", build_env, settings, python, BUILD_TIMEOUT, index
+            )
+        except PackageIndexError as failure:
+            return build_failed(builds, key, f"package index: {failure}", now())
+        cli_error = (
+            build_aws_cli(tmp, build_env, settings, python, deadline, index)
+            if code == 0 and cli
+            else ""
+        )
     if code == 0:
         marker: dict[str, object] = {
             "key": key,
@@ -407,7 +452,13 @@ def build_requirements(
             )
         return 0
     error = f"pip {outcome(code)}" if code != 0 else f"cannot install {final}: {detail}"
-    write_json(os.path.join(builds, f"{key}.failed"), {"key": key, "error": error, "at": now()})
+    return build_failed(builds, key, error, now())
+
+
+def build_failed(builds: str, key: str, error: str, at: float) -> int:
+    """Write ``<key>.failed`` with ``error`` (the DAG sync reports it, containers install at
+    start), log it, and return the build's exit code, 1."""
+    write_json(os.path.join(builds, f"{key}.failed"), {"key": key, "error": error, "at": at})
     LOG.error(
         "requirements build %s failed (%s): containers install requirements.txt at start "
         "until a build succeeds; other builds are untouched",
