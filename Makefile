@@ -57,7 +57,12 @@ test-e2e: install system-deps
 	$(BIN)/pytest -q -m e2e
 
 # What the bundled app costs a month at us-east-1 list prices, next to Amazon MWAA (docs/cost.md).
+# The app in private mode first (-c private_network=true: VPC endpoints, no NAT gateway), its
+# total and the endpoints against NAT; the default app's block last, ending with its ratio.
 cost: synth
+	npx --no-install cdk synth --quiet --output cdk.out/private -c private_network=true
+	$(BIN)/openmwaa cost --brief cdk.out/private/OpenMwaa.template.json
+	@echo
 	$(BIN)/openmwaa cost cdk.out/OpenMwaa.template.json
 
 example: install

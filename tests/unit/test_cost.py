@@ -18,6 +18,7 @@ import pytest
 
 from openmwaa.cli import cost
 from openmwaa.pricing import TABLE, TemplateError, Usage, estimate, mwaa_monthly
+from openmwaa.pricing.endpoints import MWAA_PRIVATE_ROUTING, compare_endpoints, is_private
 from openmwaa.pricing.model import usage_table_markdown
 from openmwaa.pricing.prices import price_table_markdown
 from openmwaa.pricing.scenarios import DEV_HOURS_ON, scenarios
@@ -58,6 +59,8 @@ PRICES = {
     "lambda.arm64.gb_second": 0.0000133334,
     "lambda.million_requests": 0.20,
     "mwaa.metadata_gb_month": 0.10,
+    "codeartifact.storage_gb_month": 0.05,
+    "codeartifact.requests_10k": 0.05,
 }
 
 QUIET = Usage(
@@ -74,6 +77,8 @@ QUIET = Usage(
     sqs_million_requests=0,
     ecr_gb=0,
     s3_gb=0,
+    codeartifact_gb=0,
+    codeartifact_requests=0,
 )
 """No usage-driven charges, so that a fixture's total is its template's standing charges."""
 
@@ -344,6 +349,125 @@ def test_nat_alb_and_endpoints() -> None:
     assert result.total == pytest.approx(77.965)
 
 
+def endpoint(service: str, zones: int) -> dict[str, Any]:
+    name = {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, f".{service}"]]}
+    if not zones:
+        return {"Type": "AWS::EC2::VPCEndpoint", "Properties": {"ServiceName": name}}
+    return {
+        "Type": "AWS::EC2::VPCEndpoint",
+        "Properties": {
+            "VpcEndpointType": "Interface",
+            "ServiceName": name,
+            "SubnetIds": [{"Ref": f"Subnet{i}"} for i in range(zones)],
+        },
+    }
+
+
+PRIVATE_SERVICES = (
+    "ecr.api",
+    "ecr.dkr",
+    "logs",
+    "monitoring",
+    "sqs",
+    "secretsmanager",
+    "ecs",
+    "sts",
+    "codeartifact.api",
+    "codeartifact.repositories",
+)
+
+
+def private_template(zones: int = 2, **resources: Any) -> dict[str, Any]:
+    """Ten interface endpoints in ``zones`` AZs and the S3 and DynamoDB gateway endpoints."""
+    endpoints = {f"E{i}": endpoint(s, zones) for i, s in enumerate(PRIVATE_SERVICES)}
+    return template(**endpoints, S3=endpoint("s3", 0), Dynamo=endpoint("dynamodb", 0), **resources)
+
+
+def test_endpoints_against_one_nat_and_one_per_zone() -> None:
+    result = compare_endpoints(private_template())
+    assert result is not None
+    assert len(result.interface) == 10
+    assert result.gateway == ("s3", "dynamodb")
+    # 10 endpoints x 2 AZs x 730 h = 14,600 endpoint-AZ-hours x 0.01 = 146.00
+    assert result.endpoint_az_hours == 14_600
+    assert result.endpoints_fixed == pytest.approx(146.00)
+    one, two = result.options
+    # 1 NAT: 730 x 0.045 = 32.85 + its address 730 x 0.005 = 3.65 -> 36.50
+    assert (one.gateways, one.fixed) == (1, pytest.approx(36.50))
+    # break-even: (146.00 - 36.50) / (0.045 - 0.01) = 109.50 / 0.035 = 3,128.571 GB
+    assert one.break_even_gb == pytest.approx(3128.5714, rel=1e-6)
+    # 2 NATs: 73.00; (146.00 - 73.00) / 0.035 = 2,085.714 GB
+    assert (two.gateways, two.fixed) == (2, pytest.approx(73.00))
+    assert two.break_even_gb == pytest.approx(2085.7143, rel=1e-6)
+
+
+def test_few_endpoints_are_cheaper_than_nat_at_any_traffic() -> None:
+    result = compare_endpoints(template(Sqs=endpoint("sqs", 1)))
+    assert result is not None
+    # 1 endpoint x 1 AZ x 730 x 0.01 = 7.30, below one NAT's 36.50: cheaper at any traffic
+    assert result.endpoints_fixed == pytest.approx(7.30)
+    [only] = result.options  # one AZ: no "one per AZ" option
+    assert only.break_even_gb == 0
+
+
+def test_nat_cheaper_at_any_traffic_when_its_gb_is_no_dearer() -> None:
+    prices = TABLE.with_values(nat__gb=0.01)
+    result = compare_endpoints(private_template(), prices)
+    assert result is not None
+    # 146.00 fixed against 36.50, both at 0.01 a GB: the endpoints never catch up
+    assert result.options[0].break_even_gb is None
+
+
+def test_template_nat_gateways_are_the_nat_side() -> None:
+    nat = {"Type": "AWS::EC2::NatGateway", "Properties": {}}
+    result = compare_endpoints(private_template(NatA=nat, NatB=nat, NatC=nat))
+    assert result is not None
+    [option] = result.options
+    # 3 x 36.50 = 109.50; (146.00 - 109.50) / 0.035 = 1,042.857 GB
+    assert option.gateways == 3 and option.fixed == pytest.approx(109.50)
+    assert option.break_even_gb == pytest.approx(1042.857, rel=1e-5)
+    assert result.template_nat_gateways == 3
+
+
+def test_no_interface_endpoint_no_comparison() -> None:
+    assert compare_endpoints(template(S3=endpoint("s3", 0))) is None
+    assert not is_private(template(S3=endpoint("s3", 0)))
+
+
+def test_private_network_is_endpoints_without_nat_or_internet_gateway() -> None:
+    assert is_private(private_template())
+    igw = {"Type": "AWS::EC2::InternetGateway", "Properties": {}}
+    assert not is_private(private_template(Igw=igw))
+
+
+def test_private_mwaa_pays_for_its_private_routing_endpoints() -> None:
+    a, _b, c = scenarios(private_template(), base=Usage(**{**QUIET.__dict__, "endpoint_gb": 2}))
+    # MWAA: 730 x 0.49 = 357.70, plus 9 endpoints x 2 AZs x 730 h x 0.01 = 131.40, plus
+    # 9 x 2 GB x 0.01 = 0.18 -> 489.28
+    assert len(MWAA_PRIVATE_ROUTING) == 9
+    assert a.mwaa == pytest.approx(489.28)
+    assert c.mwaa == pytest.approx(489.28)
+    # ours: 146.00 + 10 x 2 GB x 0.01 = 146.20
+    assert a.ours == pytest.approx(146.20)
+    public = scenarios(template(Nat={"Type": "AWS::EC2::NatGateway", "Properties": {}}), base=QUIET)
+    assert public[0].mwaa == pytest.approx(357.70)
+
+
+def test_codeartifact_storage_and_requests() -> None:
+    t = template(
+        Domain={"Type": "AWS::CodeArtifact::Domain", "Properties": {}},
+        Store={"Type": "AWS::CodeArtifact::Repository", "Properties": {}},
+        Pypi={"Type": "AWS::CodeArtifact::Repository", "Properties": {}},
+    )
+    usage = Usage(**{**QUIET.__dict__, "codeartifact_gb": 3, "codeartifact_requests": 50_000})
+    result = estimate(t, usage)
+    # 3 GB x 0.05 = 0.15; 50,000 requests = 5 x 10,000 x 0.05 = 0.25
+    assert item(result, "CodeArtifact: 1 domain(s), storage").monthly == pytest.approx(0.15)
+    assert item(result, "2 repositories, requests").monthly == pytest.approx(0.25)
+    assert not result.not_priced
+    assert result.total == pytest.approx(0.40)
+
+
 # ---------------------------------------------------------------------------------------------
 # Observability and the rest
 
@@ -423,6 +547,25 @@ def test_nothing_in_the_bundled_template_is_dropped(default_template: Any) -> No
     free = dict(result.free)
     for logical_id, resource in t["Resources"].items():
         assert logical_id in accounted or resource["Type"] in free, logical_id
+
+
+def test_private_network_template_is_priced_whole_and_compared_with_nat() -> None:
+    from tests.conftest import template_of
+
+    t = template_of(private_network=True).to_json()
+    result = estimate(t)
+    accounted = {r for i in result.items for r in i.resources}
+    accounted |= {n.resource for n in result.not_priced}
+    free = dict(result.free)
+    for logical_id, resource in t["Resources"].items():
+        assert logical_id in accounted or resource["Type"] in free, logical_id
+    assert is_private(t)
+    network = compare_endpoints(t)
+    assert network is not None and network.template_nat_gateways == 0
+    assert {"s3", "dynamodb"} <= set(network.gateway)
+    # every interface endpoint is in the environment's 2 AZs: 2 x 730 x 0.01 = 14.60 each
+    assert {zones for _service, zones in network.interface} == {2}
+    assert network.endpoints_fixed == pytest.approx(14.60 * len(network.interface))
 
 
 def test_bad_usage_names_the_field() -> None:
@@ -586,6 +729,34 @@ def test_cli_default_reads_cdk_out(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "Stack.template.json" in out and "Other.template.json" not in out
 
 
+def test_cli_brief_prints_a_and_the_endpoints_against_nat(tmp_path: Path) -> None:
+    code, out, err = run_cli(write(tmp_path, private_template()), "--brief")
+    assert code == 0, err
+    assert "(a) Always on" in out and "(c)" not in out and "Summary" not in out
+    text = " ".join(out.split())
+    assert "10 interface endpoints in 2 AZ(s)" in text
+    assert "14,600 endpoint-AZ-hours x $0.01 = $146.00 a month, plus $0.01 a GB" in text
+    assert "1 NAT gateway and its public IPv4 address" in text and "= $36.50 a month" in text
+    assert "NAT is cheaper at any traffic below 3,129 GB a month" in text
+    assert "NAT is cheaper at any traffic below 2,086 GB a month" in text
+    assert "MWAA private routing: 9 interface endpoints" in text
+    assert re.fullmatch(r"openmwaa/MWAA monthly: \d+\.\d\d", out.splitlines()[-1])
+
+
+def test_cli_json_carries_the_endpoints_against_nat(tmp_path: Path) -> None:
+    code, out, _ = run_cli(write(tmp_path, private_template()), "--json", "--endpoint-gb", "0")
+    assert code == 0
+    [doc] = json.loads(out)
+    network = doc["endpoints_vs_nat"]
+    assert network["endpoints_monthly"] == pytest.approx(146.00)
+    assert [n["break_even_gb"] for n in network["nat"]] == [
+        pytest.approx(3128.57),
+        pytest.approx(2085.71),
+    ]
+    code, out, _ = run_cli(write(tmp_path, template()), "--json")
+    assert json.loads(out)[0]["endpoints_vs_nat"] is None
+
+
 def test_cli_bad_usage_value_is_exit_2(tmp_path: Path) -> None:
     code, _, err = run_cli(write(tmp_path, template()), "--log-gb", "-3")
     assert code == 2 and "log_gb" in err and len(err.splitlines()) == 1
@@ -603,6 +774,13 @@ def test_docs_print_the_price_table_and_the_usage() -> None:
     assert usage_table_markdown() in doc
 
 
+def test_docs_name_mwaa_s_private_routing_endpoints() -> None:
+    doc = (REPO_ROOT / "docs" / "cost.md").read_text()
+    for service in MWAA_PRIVATE_ROUTING:
+        assert f"`{service}`" in doc, service
+    assert "private_network=true" in doc and "break-even" in doc
+
+
 def test_docs_name_every_lever() -> None:
     doc = (REPO_ROOT / "docs" / "cost.md").read_text()
     for lever in (
@@ -611,6 +789,8 @@ def test_docs_name_every_lever() -> None:
         "container_insights",
         "flow_log_retention",
         "nat_gateways",
+        "private_network",
+        "pypi_mirror",
         "S3 gateway endpoint",
         "pause",
         "metrics_allow_list",

@@ -5,8 +5,11 @@ Prices synthesized CloudFormation templates (default: ``cdk.out/*.template.json`
 ``openmwaa.pricing.prices``, with the usage the template cannot say stated (hours on, GB of
 logs, database capacity...). Without usage options it prints three scenarios next to MWAA for
 the same class: (a) always on, (b) one more worker-hour on Fargate Spot, (c) a development
-environment paused 12 hours a day and at weekends. The last line is
-``openmwaa/MWAA monthly: <ratio>`` (scenario (a), or the given usage).
+environment paused 12 hours a day and at weekends. A template with interface VPC endpoints (a
+private network) also gets the endpoints against NAT gateways: each side's fixed cost a month,
+its rate per GB, and the traffic at which the endpoints become the cheaper. ``--brief`` prints
+scenario (a) and that comparison alone. The last line is ``openmwaa/MWAA monthly: <ratio>``
+(scenario (a), or the given usage).
 
 docs/cost.md explains every rule, price and assumption. Exit status: 0, or 2 with one line
 on stderr for a usage error (no template, not a template, no openmwaa environment in it).
@@ -26,7 +29,16 @@ from typing import Any, TextIO
 
 from ..pricing import prices as price_table
 from ..pricing import scenarios as scenario_rules
-from ..pricing.estimate import Estimate, LineItem, TemplateError, Usage, environments, estimate
+from ..pricing.endpoints import EndpointComparison, NatOption, compare_endpoints
+from ..pricing.estimate import (
+    HOURS_PER_MONTH,
+    Estimate,
+    LineItem,
+    TemplateError,
+    Usage,
+    environments,
+    estimate,
+)
 from ..pricing.scenarios import Comparison
 from ..runtime.contracts import ENVIRONMENT_METADATA_KEY
 from .common import UsageError
@@ -42,6 +54,7 @@ _USAGE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
     ("--log-gb", "log_gb", float, "CloudWatch Logs ingestion, GB a month (5)"),
     ("--flow-log-gb", "flow_log_gb", float, "VPC flow logs, GB a month (2)"),
     ("--nat-gb", "nat_gb", float, "data through the NAT gateway, GB a month (10)"),
+    ("--endpoint-gb", "endpoint_gb", float, "data through each interface endpoint, GB a month (1)"),
     ("--alb-lcu", "alb_lcu", float, "average load balancer capacity units (0.2)"),
     ("--dags", "dags", int, "DAGs, for metrics published per DAG (10)"),
 )
@@ -76,6 +89,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="print the three scenarios (the default when no usage option is given)",
     )
+    parser.add_argument(
+        "--brief",
+        action="store_true",
+        help="scenario (a) and the endpoints against NAT comparison only",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON document instead of text")
     parser.set_defaults(run=run)
 
@@ -90,6 +108,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         show_scenarios=args.scenarios or not given,
         spot_discount=args.spot_discount,
         as_json=args.json,
+        brief=args.brief,
         out=out,
         err=err,
     )
@@ -102,10 +121,12 @@ def report(
     show_scenarios: bool = True,
     spot_discount: float | None = None,
     as_json: bool = False,
+    brief: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Price each template and print the report to ``out``; the exit status (0 or 2)."""
+    """Price each template and print the report to ``out``; the exit status (0 or 2).
+    ``brief``: scenario (a) (or the given usage) and the endpoints against NAT only."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -118,7 +139,8 @@ def report(
             raise UsageError(str(error)) from None
         loaded = _load(templates)
         documents = [
-            _price(path, template, base, show_scenarios, table) for path, template in loaded
+            _price(path, template, base, show_scenarios and not brief, table, brief)
+            for path, template in loaded
         ]
     except (UsageError, TemplateError) as error:
         print(f"openmwaa cost: error: {error}", file=err)
@@ -176,6 +198,7 @@ def _price(
     base: Usage,
     show_scenarios: bool,
     table: price_table.PriceTable,
+    brief: bool = False,
 ) -> dict[str, Any]:
     lines = [f"openmwaa cost: {path}"]
     envs = environments(template)
@@ -195,9 +218,14 @@ def _price(
         "region": table.region,
         "prices_read_on": table.read_on,
     }
+    network = compare_endpoints(template, table)
+    document["endpoints_vs_nat"] = _network_json(network)
+    network_lines = _network_lines(network) if network else []
     try:
         if show_scenarios:
             comparisons = [c for c in scenario_rules.scenarios(template, table, base) if c]
+        elif brief and not given_usage(base):
+            comparisons = [scenario_rules.scenarios(template, table, base)[0]]
         else:
             comparisons = [scenario_rules.compare(template, base, table)]
     except ValueError as error:
@@ -206,22 +234,121 @@ def _price(
         lines += ["", f"{alone.usage.hours_on:g} hours on:"]
         lines += _estimate_lines(alone, None)
         lines += ["", f"openmwaa monthly: ${alone.total:,.2f}", f"(no MWAA comparison: {error})"]
+        lines += network_lines
         lines.append("openmwaa/MWAA monthly: n/a")
         document["estimate"] = _estimate_json(alone)
         document["ratio"] = None
         return {"text": "\n".join(lines), "json": document}
-    shown: Estimate | None = None
-    for comparison in comparisons:
-        lines += ["", f"({comparison.key}) {comparison.title}"]
-        lines += _comparison_lines(comparison, shown)
-        if comparison.estimate is not None and shown is None:
-            shown = comparison.estimate
-    lines += ["", "Summary", *_summary_lines(comparisons)]
     headline = comparisons[0]
+    if brief:
+        lines += ["", f"({headline.key}) {headline.title}", *_brief_lines(headline)]
+    else:
+        shown: Estimate | None = None
+        for comparison in comparisons:
+            lines += ["", f"({comparison.key}) {comparison.title}"]
+            lines += _comparison_lines(comparison, shown)
+            if comparison.estimate is not None and shown is None:
+                shown = comparison.estimate
+        lines += ["", "Summary", *_summary_lines(comparisons)]
+    lines += network_lines
     lines.append(f"openmwaa/MWAA monthly: {headline.ratio:.2f}")
     document["comparisons"] = [_comparison_json(c) for c in comparisons]
     document["ratio"] = round(headline.ratio, 2)
     return {"text": "\n".join(_wrap(lines)), "json": document}
+
+
+def given_usage(usage: Usage) -> bool:
+    """Whether ``usage`` sets the hours on or the extra worker-hours (scenario (a) sets both)."""
+    return usage.hours_on != HOURS_PER_MONTH or usage.worker_hours != 0
+
+
+def _brief_lines(comparison: Comparison) -> list[str]:
+    lines: list[str] = []
+    if comparison.estimate is not None:
+        categories = ", ".join(
+            f"{name} {_money(v)}" for name, v in comparison.estimate.by_category().items()
+        )
+        lines.append(f"  by category: {categories}")
+    if comparison.mwaa_estimate is not None:
+        lines += [_item_line(item) for item in comparison.mwaa_estimate.items]
+    lines.append(
+        f"  openmwaa {_money(comparison.ours)} a month, MWAA {_money(comparison.mwaa)} a month: "
+        f"ratio {comparison.ratio:.2f}{_goal(comparison)}"
+    )
+    return lines
+
+
+def _network_lines(network: EndpointComparison) -> list[str]:
+    """The endpoints against NAT gateways, as ``make cost`` prints them."""
+    services = ", ".join(
+        service if zones == network.interface[0][1] else f"{service} ({zones} AZs)"
+        for service, zones in network.interface
+    )
+    zones = network.interface[0][1]
+    lines = [
+        "",
+        "Endpoints vs NAT gateway: the path to AWS services, a month (a GB here is traffic to "
+        "services other than S3 and DynamoDB, whose gateway endpoints are free either way)",
+        f"  {len(network.interface)} interface endpoints in {zones} AZ(s) ({services}): "
+        f"{_quantity(network.endpoint_az_hours)} endpoint-AZ-hours x "
+        f"{_rate(network.endpoints_fixed / network.endpoint_az_hours)} = "
+        f"{_money(network.endpoints_fixed)} a month, plus {_rate(network.endpoint_gb_rate)} a GB",
+    ]
+    if network.gateway:
+        lines.append(f"  gateway endpoints ({', '.join(network.gateway)}): free")
+    if network.not_priced:
+        lines.append("  not counted (subnets not a literal list): " + ", ".join(network.not_priced))
+    for option in network.options:
+        what = (
+            "1 NAT gateway and its public IPv4 address"
+            if option.gateways == 1
+            else f"{option.gateways} NAT gateways and their public IPv4 addresses"
+        )
+        lines.append(
+            f"  {what} ({option.label}): {option.gateways} x 730 h x ("
+            f"{_rate(network.nat_hour)} + {_rate(network.ipv4_hour)}) = "
+            f"{_money(option.fixed)} a month, plus {_rate(network.nat_gb_rate)} a GB"
+        )
+        lines.append(f"    {_verdict(network, option)}")
+    return lines
+
+
+def _verdict(network: EndpointComparison, option: NatOption) -> str:
+    if option.break_even_gb is None:
+        return "NAT is cheaper at any traffic"
+    if option.break_even_gb == 0:
+        return "the endpoints are cheaper at any traffic"
+    gb = f"{option.break_even_gb:,.0f}"
+    return (
+        f"NAT is cheaper at any traffic below {gb} GB a month; the endpoints above it "
+        f"({_money(network.endpoints_fixed - option.fixed)} more a month fixed / "
+        f"{_rate(network.nat_gb_rate - network.endpoint_gb_rate)} saved a GB)"
+    )
+
+
+def _network_json(network: EndpointComparison | None) -> dict[str, Any] | None:
+    if network is None:
+        return None
+    return {
+        "interface": [{"service": s, "zones": z} for s, z in network.interface],
+        "gateway": list(network.gateway),
+        "endpoint_az_hours": network.endpoint_az_hours,
+        "endpoints_monthly": round(network.endpoints_fixed, 4),
+        "endpoint_gb_rate": network.endpoint_gb_rate,
+        "nat_gb_rate": network.nat_gb_rate,
+        "nat": [
+            {
+                "gateways": option.gateways,
+                "label": option.label,
+                "monthly": round(option.fixed, 4),
+                "break_even_gb": (
+                    None if option.break_even_gb is None else round(option.break_even_gb, 2)
+                ),
+            }
+            for option in network.options
+        ],
+        "not_priced": list(network.not_priced),
+    }
 
 
 def _wrap(lines: Sequence[str], width: int = 100) -> list[str]:

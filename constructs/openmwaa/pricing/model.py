@@ -37,6 +37,8 @@ class Usage:
     sqs_million_requests: float = 3.0
     ecr_gb: float = 2.0
     s3_gb: float = 1.0
+    codeartifact_gb: float = 1.0
+    codeartifact_requests: float = 10_000.0
     dags: int = 10
     tasks_per_dag: int = 10
     lambda_seconds: float = 10.0
@@ -79,13 +81,18 @@ USAGE_NOTES: Mapping[str, str] = {
     "nat_gb": "what still crosses the NAT gateway (image pulls from public registries, Python "
     "packages, AWS APIs without an endpoint)",
     "alb_lcu": "average LCUs of a UI used by a few people (1 LCU is 25 new connections a second)",
-    "endpoint_gb": "per interface endpoint",
+    "endpoint_gb": "per interface endpoint: AWS API calls, logs and metrics of a quiet environment "
+    "(image layers come from S3 through its free gateway endpoint)",
     "efs_gb": "DAGs, plugins and requirements on the shared file system",
     "efs_read_gb": "Elastic Throughput reads: DAG parsing and worker start-up",
     "efs_write_gb": "Elastic Throughput writes: the DAG sync",
     "sqs_million_requests": "Celery's polling and the autoscaler's queue reads, all queues",
     "ecr_gb": "the mirrored Airflow image (both architectures)",
     "s3_gb": "all buckets: DAGs, plugins, requirements, access logs",
+    "codeartifact_gb": "the PyPI mirror's cached packages: a requirements.txt's wheels and their "
+    "dependencies",
+    "codeartifact_requests": "pip's index pages and downloads through the mirror: about two per "
+    "package for each requirements build, and for each container start while no build is ready",
     "dags": "DAGs, for metrics published per DAG",
     "tasks_per_dag": "tasks per DAG, for metrics published per task",
     "lambda_seconds": "run time of a scheduled function that states no budget (the DAG sync's "

@@ -70,6 +70,33 @@ _NOT_PRICED_REASONS: Mapping[str, str] = {
 }
 
 
+def price_codeartifact(ctx: Context) -> None:
+    """CodeArtifact (the PyPI mirror): storage is billed per domain (an asset in several of its
+    repositories is stored once), requests across its repositories; no standing charge."""
+    domains = [lid for lid, _ in ctx.of_type("AWS::CodeArtifact::Domain")]
+    repositories = [lid for lid, _ in ctx.of_type("AWS::CodeArtifact::Repository")]
+    if not domains and not repositories:
+        return
+    ctx.add(
+        f"CodeArtifact: {len(domains)} domain(s), storage",
+        domains + repositories,
+        ctx.usage.codeartifact_gb,
+        "GB-month",
+        "codeartifact.storage_gb_month",
+        "storage",
+        "usage codeartifact_gb",
+    )
+    ctx.add(
+        f"CodeArtifact: {len(repositories)} repositories, requests",
+        domains + repositories,
+        ctx.usage.codeartifact_requests,
+        "requests",
+        ctx.prices["codeartifact.requests_10k"] / 10_000,
+        "other",
+        "usage codeartifact_requests; data transfer within the Region not priced",
+    )
+
+
 def price_rest(ctx: Context) -> None:
     """Secrets, keys, file systems, queues, repositories, buckets, service discovery; then
     each resource no rule took is counted free or listed as not priced."""
@@ -158,6 +185,7 @@ def price_rest(ctx: Context) -> None:
             "storage",
             "usage s3_gb; requests not priced",
         )
+    price_codeartifact(ctx)
     for lid, resource in ctx.of_type("AWS::ServiceDiscovery::PrivateDnsNamespace"):
         ctx.add(
             f"{display_name(lid, resource)}: Route 53 private hosted zone",

@@ -96,6 +96,13 @@ _PRIVATELINK = "https://aws.amazon.com/privatelink/pricing/"
 _CLOUDWATCH = "https://aws.amazon.com/cloudwatch/pricing/"
 _LAMBDA = "https://aws.amazon.com/lambda/pricing/"
 _MWAA = "https://aws.amazon.com/managed-workflows-for-apache-airflow/pricing/"
+_CODEARTIFACT = "https://aws.amazon.com/codeartifact/pricing/"
+_CODEARTIFACT_SEEN = "https://c3x.dev/resources/aws/aws_codeartifact_domain/"
+_CODEARTIFACT_NOTE = (
+    "Also the AWS Price List's AWSCodeArtifact offer (USE1-TimedStorage-ByteHrs: $0.05 per "
+    "GB-Mo; requests $0.05 per 10,000, the first 100,000 a month free for the account: not "
+    "counted)."
+)
 _FORTEM = "https://fortem.dev/fargate-spot/"
 _NOT_REREAD = f"Long-standing list price; not re-read on {READ_ON}."
 
@@ -163,6 +170,12 @@ def _prices() -> tuple[Price, ...]:
               "Gateway endpoints (S3, DynamoDB) are free."),
         Price("endpoint.gb", 0.01, "GB processed", "Interface VPC endpoint data (first PB)",
               _PRIVATELINK, _PRIVATELINK),
+        # CodeArtifact (the PyPI mirror of a private network).
+        Price("codeartifact.storage_gb_month", 0.05, "GB-month", "CodeArtifact storage (per "
+              "domain: an asset in several repositories is stored once)", _CODEARTIFACT,
+              _CODEARTIFACT_SEEN, _CODEARTIFACT_NOTE),
+        Price("codeartifact.requests_10k", 0.05, "10,000 requests", "CodeArtifact requests "
+              "(pip's index pages and downloads)", _CODEARTIFACT, _CODEARTIFACT_SEEN),
         # CloudWatch.
         Price("cloudwatch.metric_month", 0.30, "metric-month", "Custom metric (first 10,000), "
               "prorated by the hour it receives data", _CLOUDWATCH,

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .endpoints import is_private, mwaa_private_routing_items
 from .estimate import (
     HOURS_PER_MONTH,
     EnvironmentInfo,
@@ -63,10 +64,13 @@ def mwaa_for(
     extra_worker_hours: float = 0.0,
     db_storage_gb: float = 0.0,
     prices: PriceTable = TABLE,
+    private_routing_gb: float | None = None,
 ) -> MwaaEstimate:
     """MWAA at the capacity the environments' metadata states: the schedulers, minimum web
     servers and minimum workers above what each class includes, for ``hours``; the extra
-    worker-hours on the first. ValueError when the table has no price for a class."""
+    worker-hours on the first. With ``private_routing_gb`` (GB through each endpoint), also
+    the interface endpoints MWAA needs in a VPC without internet access. ValueError when the
+    table has no price for a class."""
     if not envs:
         raise TemplateError("no openmwaa environment metadata to compare with MWAA")
     items: list[LineItem] = []
@@ -85,6 +89,8 @@ def mwaa_for(
             prices=prices,
         )
         items.extend(part.items)
+    if private_routing_gb is not None:
+        items.extend(mwaa_private_routing_items(private_routing_gb, prices))
     return MwaaEstimate(" + ".join(env.environment_class for env in envs), tuple(items))
 
 
@@ -96,6 +102,7 @@ def compare(template: Mapping[str, Any], usage: Usage, prices: PriceTable = TABL
         extra_worker_hours=usage.worker_hours,
         db_storage_gb=usage.db_storage_gb,
         prices=prices,
+        private_routing_gb=usage.endpoint_gb if is_private(template) else None,
     )
     return Comparison(
         "usage",
@@ -118,7 +125,12 @@ def scenarios(
     always_on = replace(base, hours_on=HOURS_PER_MONTH, worker_hours=0.0)
     ours = estimate(template, always_on, prices)
     envs = ours.environments
-    theirs = mwaa_for(envs, db_storage_gb=base.db_storage_gb, prices=prices)
+    theirs = mwaa_for(
+        envs,
+        db_storage_gb=base.db_storage_gb,
+        prices=prices,
+        private_routing_gb=base.endpoint_gb if is_private(template) else None,
+    )
     first = envs[0]
     row = prices.mwaa[first.environment_class]
     capacity = (
