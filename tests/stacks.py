@@ -40,6 +40,20 @@ def deployable_stack(app: cdk.App | None = None, **props: Any) -> cdk.Stack:
     return stack
 
 
+def isolated_vpc(stack: cdk.Stack) -> ec2.IVpc:
+    """A VPC with isolated subnets only (no route out), imported by attributes as a shared
+    VPC is: the own-VPC case of `private_network=True`."""
+    return ec2.Vpc.from_vpc_attributes(
+        stack,
+        "OwnVpc",
+        vpc_id="vpc-0b1c2d3e4f5a67890",
+        availability_zones=["eu-west-1a", "eu-west-1b"],
+        isolated_subnet_ids=["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"],
+        isolated_subnet_route_table_ids=["rtb-0ccccccccccccccc1", "rtb-0ccccccccccccccc2"],
+        vpc_cidr_block="10.30.0.0/16",
+    )
+
+
 def shared_vpc(stack: cdk.Stack) -> ec2.IVpc:
     """A VPC imported by attributes, as a shared VPC is."""
     return ec2.Vpc.from_vpc_attributes(

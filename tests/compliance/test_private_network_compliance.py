@@ -10,27 +10,13 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from cfnlint.api import ManualArgs, lint
 
 from openmwaa import AirflowEnvironment
 from tests.compliance.nag import nag_findings
-from tests.stacks import TEST_ENV
+from tests.stacks import TEST_ENV, isolated_vpc
 from tools.cdk_app import project_app
-
-
-def _own_vpc(stack: cdk.Stack) -> ec2.IVpc:
-    """A VPC with isolated subnets only, imported by attributes as a shared VPC is."""
-    return ec2.Vpc.from_vpc_attributes(
-        stack,
-        "OwnVpc",
-        vpc_id="vpc-0b1c2d3e4f5a67890",
-        availability_zones=["eu-west-1a", "eu-west-1b"],
-        isolated_subnet_ids=["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"],
-        isolated_subnet_route_table_ids=["rtb-0ccccccccccccccc1", "rtb-0ccccccccccccccc2"],
-        vpc_cidr_block="10.30.0.0/16",
-    )
 
 
 def _variant(name: str, **props: Any) -> Callable[[cdk.App], cdk.Stack]:
@@ -39,7 +25,7 @@ def _variant(name: str, **props: Any) -> Callable[[cdk.App], cdk.Stack]:
         if props.pop("with_key", False):
             props["kms_key"] = kms.Key(stack, "Key", enable_key_rotation=True)
         if props.pop("with_vpc", False):
-            props["vpc"] = _own_vpc(stack)
+            props["vpc"] = isolated_vpc(stack)
         AirflowEnvironment(stack, "Airflow", private_network=True, **props)
         return stack
 

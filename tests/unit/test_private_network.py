@@ -7,7 +7,6 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -26,7 +25,7 @@ from openmwaa.vpc_endpoints import (
     POLICY_SERVICES,
     required_endpoints,
 )
-from tests.stacks import TEST_ENV, environment_stack
+from tests.stacks import TEST_ENV, environment_stack, isolated_vpc
 from tools.cdk_app import project_app, project_context
 
 Json = dict[str, Any]
@@ -74,18 +73,6 @@ def private_kms_exec() -> Built:
     return Built(stack, env)
 
 
-def _own_vpc(stack: cdk.Stack) -> ec2.IVpc:
-    return ec2.Vpc.from_vpc_attributes(
-        stack,
-        "OwnVpc",
-        vpc_id="vpc-0b1c2d3e4f5a67890",
-        availability_zones=["eu-west-1a", "eu-west-1b"],
-        isolated_subnet_ids=["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"],
-        isolated_subnet_route_table_ids=["rtb-0ccccccccccccccc1", "rtb-0ccccccccccccccc2"],
-        vpc_cidr_block="10.30.0.0/16",
-    )
-
-
 def _own_vpc_build(*, oidc: bool = False, **props: Any) -> Built:
     app = project_app()
     stack = cdk.Stack(app, "Own", env=TEST_ENV)
@@ -93,7 +80,9 @@ def _own_vpc_build(*, oidc: bool = False, **props: Any) -> Built:
         props["sign_in"] = _oidc(
             secretsmanager.Secret.from_secret_name_v2(stack, "IdpSecret", "idp-client")
         )
-    env = AirflowEnvironment(stack, "Airflow", vpc=_own_vpc(stack), private_network=True, **props)
+    env = AirflowEnvironment(
+        stack, "Airflow", vpc=isolated_vpc(stack), private_network=True, **props
+    )
     return Built(stack, env)
 
 
