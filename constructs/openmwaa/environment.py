@@ -88,6 +88,7 @@ from .vpc_endpoints import EnvironmentEndpoints, in_vpc_roles, required_endpoint
 from .web import WebAccess
 
 PRIVATE_SIGN_IN_WARNING_ID = "openmwaa:privateSignIn"
+PRIVATE_WITHOUT_MIRROR_WARNING_ID = "openmwaa:privateNetworkWithoutPypiMirror"
 
 
 @jsii.implements(ec2.IConnectable)
@@ -808,6 +809,14 @@ class AirflowEnvironment(Construct):
                 f"sign_in: {INTERNET_SIGN_IN[p.sign_in.method]} is on the internet and "
                 "private_network=True gives the VPC no route out: the api-server must reach it "
                 "through a route of your VPC (a proxy, a transit gateway), or nobody can sign in.",
+            )
+        if not p.pypi_mirror:
+            Annotations.of(self).add_warning_v2(
+                PRIVATE_WITHOUT_MIRROR_WARNING_ID,
+                "pypi_mirror=False with private_network=True: pip cannot reach PyPI from the VPC, "
+                "so requirements.txt and the AWS CLI (installed by every requirements build) "
+                "need an index the VPC reaches: an --index-url line in requirements.txt, or "
+                "PIP_INDEX_URL exported by startup.sh. Without one, each build fails.",
             )
         needs = required_endpoints(
             kms_key=p.kms_key is not None,

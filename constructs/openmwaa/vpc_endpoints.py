@@ -131,8 +131,8 @@ ALWAYS_NEEDED: tuple[EndpointNeed, ...] = (
     _need(
         "ecs",
         INTERFACE,
-        "the DAG sync rolls services and runs the requirements build; the autoscaler sets "
-        "worker counts; workers set their task's scale-in protection",
+        "the DAG sync rolls services and runs the requirements build; the autoscaler reads "
+        "services and sets worker counts",
     ),
     _need(
         "sts",

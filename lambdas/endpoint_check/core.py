@@ -161,6 +161,37 @@ def parse_request(event: Any) -> Request:
     )
 
 
+def parse_previous(event: Any) -> Request | None:
+    """An Update's previous properties (``OldResourceProperties``) as a :class:`Request`; None
+    for a Create, or when they are missing or unreadable (then every need is checked)."""
+    if not isinstance(event, Mapping) or event.get("RequestType") != "Update":
+        return None
+    try:
+        return parse_request(
+            {"RequestType": "Update", "ResourceProperties": event.get("OldResourceProperties")}
+        )
+    except EventError:
+        return None
+
+
+def must_hold(request: Request, previous: Request | None) -> tuple[Need, ...]:
+    """The needs whose absence fails the request: all of them on a Create, or when the VPC is
+    another; on an Update, only the needs the previous properties did not have (and the
+    gateway needs when the route tables changed).
+
+    CloudFormation rolls a failed update back with an Update carrying the old properties: were
+    it to fail for an endpoint already required before (removed since, say), the stack would be
+    left in UPDATE_ROLLBACK_FAILED. Such an endpoint is reported, not enforced."""
+    if previous is None or previous.vpc_id != request.vpc_id:
+        return request.needs
+    tables_changed = set(previous.route_tables) != set(request.route_tables)
+    return tuple(
+        need
+        for need in request.needs
+        if need not in previous.needs or (need.kind == "Gateway" and tables_changed)
+    )
+
+
 def _usable(endpoint: Mapping[str, Any], need: Need) -> bool:
     return (
         endpoint.get("ServiceName") == need.name
@@ -194,8 +225,17 @@ def failure_message(vpc_id: str, unmet: Sequence[Need], route_tables: Sequence[s
     return f"private_network: VPC {vpc_id} has no usable endpoint for: {listed}; {ADVICE}"
 
 
-def success_message(vpc_id: str, needs: Sequence[Need]) -> str:
-    return f"VPC {vpc_id} has a usable endpoint for each of the {len(needs)} services needed"
+def success_message(
+    vpc_id: str, needs: Sequence[Need], unmet: Sequence[Need] = (), route_tables: Sequence[str] = ()
+) -> str:
+    if not unmet:
+        return f"VPC {vpc_id} has a usable endpoint for each of the {len(needs)} services needed"
+    listed = ", ".join(need.describe(route_tables) for need in unmet)
+    return (
+        f"WARNING: VPC {vpc_id} has no usable endpoint for: {listed}; they were required before "
+        "this update, so the update (or its rollback) is not failed for them: "
+        f"{ADVICE.replace('create them', 'create them again', 1)}"
+    )
 
 
 def truncate(reason: str) -> str:

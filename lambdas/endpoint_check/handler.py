@@ -119,6 +119,7 @@ def outcome(event: Any, ec2: Any, remaining_ms: Callable[[], int]) -> tuple[bool
         return True, "nothing to check on delete"
     try:
         request = core.parse_request(event)
+        enforced = core.must_hold(request, core.parse_previous(event))
         endpoints = vpc_endpoints(ec2, request.vpc_id, remaining_ms)
         unmet = core.missing(request.needs, endpoints, request.route_tables)
     except core.EventError as error:
@@ -128,9 +129,10 @@ def outcome(event: Any, ec2: Any, remaining_ms: Callable[[], int]) -> tuple[bool
     except Exception as error:
         logger.exception("endpoint check failed")
         return False, f"endpoint check: unexpected error: {type(error).__name__}: {error}"
-    if unmet:
-        return False, core.failure_message(request.vpc_id, unmet, request.route_tables)
-    return True, core.success_message(request.vpc_id, request.needs)
+    blocking = [need for need in unmet if need in enforced]
+    if blocking:
+        return False, core.failure_message(request.vpc_id, blocking, request.route_tables)
+    return True, core.success_message(request.vpc_id, request.needs, unmet, request.route_tables)
 
 
 def run(

@@ -751,3 +751,67 @@ def test_an_unknown_endpoint_kind_is_refused() -> None:
             kms_key=None,
             log_retention=logs.RetentionDays.ONE_MONTH,
         )
+
+
+# Updates and their rollbacks
+
+
+def update(
+    *, needs: tuple[Need, ...], before: tuple[Need, ...], vpc_id: str, url: str, **kw: Any
+) -> dict[str, Any]:
+    """An Update event whose previous properties held `before` (a rollback is an Update too,
+    back to the old properties)."""
+    sent = event("Update", needs=needs, vpc_id=vpc_id, url=url, **kw)
+    previous = event(needs=before, vpc_id=vpc_id, **kw)["ResourceProperties"]
+    return {**sent, "OldResourceProperties": previous}
+
+
+def test_an_update_fails_for_a_newly_required_endpoint(vpc: Vpc, response_url: str) -> None:
+    vpc.interface("sqs")
+    sent = update(needs=(SQS, LOGS), before=(SQS,), vpc_id=vpc.vpc_id, url=response_url)
+
+    assert handler.run(sent, ec2=vpc.ec2)["Status"] == "FAILED"
+    [answer] = answers()
+    assert "com.amazonaws.us-east-1.logs (Interface, private DNS on)" in answer["Reason"]
+
+
+def test_a_rollback_is_not_failed_for_an_endpoint_required_before(
+    vpc: Vpc, response_url: str
+) -> None:
+    """The update added LOGS and failed elsewhere; meanwhile SQS's endpoint was deleted. The
+    rollback (an Update back to SQS alone) must complete, saying what is missing."""
+    sent = update(needs=(SQS,), before=(SQS, LOGS), vpc_id=vpc.vpc_id, url=response_url)
+
+    assert handler.run(sent, ec2=vpc.ec2)["Status"] == "SUCCESS"
+    [answer] = answers()
+    assert answer["Reason"].startswith(f"WARNING: VPC {vpc.vpc_id} has no usable endpoint for: ")
+    assert "com.amazonaws.us-east-1.sqs (Interface, private DNS on)" in answer["Reason"]
+
+
+def test_an_update_into_another_vpc_checks_every_endpoint(vpc: Vpc, response_url: str) -> None:
+    sent = update(needs=(SQS,), before=(SQS,), vpc_id=vpc.vpc_id, url=response_url)
+    sent["OldResourceProperties"]["VpcId"] = "vpc-0ld"
+
+    assert handler.run(sent, ec2=vpc.ec2)["Status"] == "FAILED"
+
+
+def test_new_route_tables_recheck_the_gateway_endpoints(vpc: Vpc, response_url: str) -> None:
+    vpc.gateway("s3", vpc.route_tables[:1])
+    sent = update(
+        needs=(S3,),
+        before=(S3,),
+        vpc_id=vpc.vpc_id,
+        url=response_url,
+        route_tables=tuple(vpc.route_tables),
+    )
+    sent["OldResourceProperties"]["RouteTableIds"] = vpc.route_tables[:1]
+
+    assert handler.run(sent, ec2=vpc.ec2)["Status"] == "FAILED"
+
+
+def test_unreadable_previous_properties_check_everything() -> None:
+    sent = {**event("Update", needs=(SQS,)), "OldResourceProperties": {"VpcId": 3}}
+    request = core.parse_request(sent)
+
+    assert core.must_hold(request, core.parse_previous(sent)) == (SQS,)
+    assert core.parse_previous(event("Create")) is None

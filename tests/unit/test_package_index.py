@@ -417,3 +417,63 @@ def test_build_fails_naming_the_mirror_when_its_token_cannot_be_had(
         for p in (tmp_path / "sync" / REQUIREMENTS_BUILDS_DIR).iterdir()
         if p.name.startswith(".tmp-")
     ]
+
+
+def test_a_refused_mirror_is_not_reported_as_a_missing_package(
+    wheels: dict[str, tuple[str, bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An expired token, an endpoint policy or a security group refuses pip: pip then also
+    says "no matching distribution", and the log line must say the mirror refused it."""
+    index = Index("pypi/requirements/", TOKEN, wheels)
+    monkeypatch.setattr(package_index, "codeartifact_lookup", lambda _m: (index.url, "expired"))
+    try:
+        code, _, _ = run_build(tmp_path, "tinypkg==1.0\n")
+    finally:
+        index.close()
+
+    assert code == 1
+    assert index.refused > 0
+    assert "pip could not read the PyPI mirror (refused or unreachable" in caplog.text
+    assert "the PyPI mirror has no distribution for" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        ("HTTP error 401 while getting https://x/simple/a/", True),
+        ("403 Client Error: Forbidden for url: https://x/simple/a/", True),
+        ("Could not fetch URL https://x/simple/a/: connection error: Read timed out.", True),
+        ("Could not fetch URL https://x/simple/a/: 404 Client Error: Not Found for url", False),
+        ("Max retries exceeded with url: /simple/a/ (Caused by NewConnectionError", True),
+        ("ERROR: No matching distribution found for nosuchpkg==1.0", False),
+    ],
+)
+def test_unreachable_reads_pips_log(log: str, expected: bool) -> None:
+    assert package_index.unreachable(log) is expected
+
+
+def test_pycurl_is_installed_through_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up's pycurl install (an old kombu) reads the mirror too: in a private
+    network PyPI is out of reach."""
+    from openmwaa.runtime import startup_steps
+
+    seen: list[dict[str, str]] = []
+
+    def pip_install(args: list[str], env: dict[str, str], *_rest: Any, **_kw: Any) -> int:
+        seen.append({**env, "ARGS": " ".join(args)})
+        return 0
+
+    monkeypatch.setattr(startup_steps, "pip_install", pip_install)
+    monkeypatch.setattr(startup_steps.importlib.metadata, "version", lambda _n: "5.4.2")
+    monkeypatch.setattr(startup_steps.importlib.util, "find_spec", lambda _n: None)
+    monkeypatch.setattr(package_index, "codeartifact_lookup", lambda _m: (ENDPOINT, TOKEN))
+    settings = Settings("worker", "3.3.2", 3, PYTHON_VERSION, "/sync", "8080")
+
+    startup_steps.ensure_pycurl({PYPI_MIRROR_VARIABLE: MIRROR_VALUE}, settings, sys.executable)
+
+    assert len(seen) == 1 and seen[0]["ARGS"] == "pycurl"
+    assert "PIP_CONFIG_FILE" in seen[0]
+    assert not Path(seen[0]["PIP_CONFIG_FILE"]).exists()  # removed once pip is done

@@ -14,7 +14,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 
 from openmwaa import AirflowEnvironment, SignIn, WebserverAccessMode, defaults
 from openmwaa.database import custom_resource_provider
-from openmwaa.environment import PRIVATE_SIGN_IN_WARNING_ID
+from openmwaa.environment import PRIVATE_SIGN_IN_WARNING_ID, PRIVATE_WITHOUT_MIRROR_WARNING_ID
 from openmwaa.environment_props import AirflowEnvironmentProps, resolve
 from openmwaa.validation import validate
 from openmwaa.vpc_endpoints import (
@@ -388,6 +388,20 @@ def test_own_vpc_warns_about_a_sign_in_on_the_internet() -> None:
         "*", Match.string_like_regexp(PRIVATE_SIGN_IN_WARNING_ID)
     )
     assert len(warnings) == 1
+
+
+def test_a_private_network_without_the_pypi_mirror_warns(private_kms_exec: Built) -> None:
+    warnings = Annotations.from_stack(private_kms_exec.stack).find_warning(
+        "*", Match.string_like_regexp(PRIVATE_WITHOUT_MIRROR_WARNING_ID)
+    )
+    assert len(warnings) == 1
+
+
+def test_a_private_network_with_the_pypi_mirror_does_not_warn(private: Built) -> None:
+    warnings = Annotations.from_stack(private.stack).find_warning(
+        "*", Match.string_like_regexp(PRIVATE_WITHOUT_MIRROR_WARNING_ID)
+    )
+    assert warnings == []
 
 
 # --- validation ------------------------------------------------------------------------------

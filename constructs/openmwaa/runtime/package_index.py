@@ -156,6 +156,19 @@ def missing_distributions(pip_log: str) -> list[str]:
     return found
 
 
+UNREACHABLE = re.compile(
+    r"HTTP error 40[13]|\b40[13] Client Error|Connection(?:Error| refused)|Max retries exceeded|"
+    r"Read timed out|NewConnectionError|Temporary failure in name resolution",
+)
+"""What pip's log says when the index refused it (401, 403) or could not be reached, not when
+a project is missing (404): then "no matching distribution" follows from the failed fetch."""
+
+
+def unreachable(pip_log: str) -> bool:
+    """Whether pip's log shows the index refused or unreachable."""
+    return UNREACHABLE.search(pip_log) is not None
+
+
 Lookup = Callable[[Mirror], tuple[str, str]]
 """``(repository endpoint, token)`` of a mirror; raises :class:`PackageIndexError`."""
 
@@ -257,7 +270,13 @@ class PipIndex:
         except FileNotFoundError:
             return []
         missing = missing_distributions(text)
-        if missing:
+        if missing and unreachable(text):
+            LOG.error(
+                "pip could not read the PyPI mirror (refused or unreachable: an expired token, "
+                "the endpoint's policy or security group) and found no distribution for: %s",
+                ", ".join(missing),
+            )
+        elif missing:
             LOG.error(
                 "the PyPI mirror has no distribution for: %s (not on PyPI at that version, or "
                 "not for this Python and platform)",

@@ -279,9 +279,18 @@ def ensure_pycurl(env: Mapping[str, str], settings: Settings, python: str) -> No
         LOG.info("pycurl is installed")
         return
     LOG.warning("kombu %s needs pycurl for SQS and it is missing: installing it", kombu_version)
-    code = pip_install(["pycurl"], env, settings, PYCURL_TIMEOUT, python)
-    if code != 0:
-        raise FatalError("cannot install pycurl, which kombu needs to reach SQS")
+    from .package_index import PackageIndexError, PipIndex
+
+    with PipIndex() as index:
+        try:
+            pip_env = index.environment("", env)
+        except PackageIndexError as error:
+            message = f"cannot install pycurl, which kombu needs to reach SQS: {error}"
+            raise FatalError(message) from None
+        code = pip_install(["pycurl"], pip_env, settings, PYCURL_TIMEOUT, python)
+        if code != 0:
+            index.report_failure()
+            raise FatalError("cannot install pycurl, which kombu needs to reach SQS")
 
 
 def at_migration_head(env: Mapping[str, str]) -> tuple[bool, str]:
